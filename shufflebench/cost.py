@@ -1,0 +1,48 @@
+"""Whole-model cost from a layer table: multiply-adds, params, other element operations, and memory access cost.
+
+Units are spelled out in every name: ``flops_madd`` are multiply-adds (the papers' "FLOPs"), ``mac_elements`` and
+``mac_bytes`` are the ShuffleNet V2 memory access cost, and ``arithmetic_intensity`` is multiply-adds per byte moved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .layer_table import LayerTable
+
+
+@dataclass(frozen=True)
+class CostSummary:
+    """Totals of one model at one input shape, in both MAC views (eager and deployed)."""
+
+    flops_madd: int
+    params: int
+    other_ops: dict[str, int]
+    mac_elements: dict[str, int]
+    mac_bytes: dict[str, int]
+
+    @property
+    def arithmetic_intensity(self) -> dict[str, float]:
+        """Multiply-adds per byte of memory traffic, per view."""
+        return {view: (self.flops_madd / b if b else 0.0) for view, b in self.mac_bytes.items()}
+
+    def to_dict(self) -> dict:
+        return {
+            "flops_madd": self.flops_madd,
+            "params": self.params,
+            "other_ops": dict(self.other_ops),
+            "mac_elements": dict(self.mac_elements),
+            "mac_bytes": dict(self.mac_bytes),
+            "arithmetic_intensity": self.arithmetic_intensity,
+        }
+
+
+def summarize(table: LayerTable) -> CostSummary:
+    """Add up a layer table."""
+    return CostSummary(
+        flops_madd=table.flops_madd,
+        params=table.params,
+        other_ops=table.other_ops_by_kind(),
+        mac_elements={"eager": table.total("mac_elements"), "deployed": table.total("mac_elements_deployed")},
+        mac_bytes={"eager": table.total("mac_bytes"), "deployed": table.total("mac_bytes_deployed")},
+    )

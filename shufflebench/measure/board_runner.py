@@ -1,0 +1,361 @@
+"""Measure one ONNX model with onnxruntime in this process: the code that runs on the board.
+
+Dependencies: the standard library, numpy and onnxruntime, nothing else. It is shipped to ARM boards (and to
+emulated ones) with its siblings `sampling.py` and `environment.py` and imported there as a top-level module, so it
+must not import anything else from shufflebench.
+
+Protocol: `main()` reads a request (JSON) on stdin and prints one result (JSON) on stdout; `serve(request)` does the
+same for a request already parsed. Anything native code prints while the model runs is diverted to stderr, so stdout
+carries only the JSON. A failure prints ``{"error": {"kind": ..., "message": ...}}`` and exits with status 2; kinds:
+
+- "bad_request": the request does not follow the schema below (a bug on the host side, or mismatched versions),
+- "missing_onnxruntime": numpy or onnxruntime cannot be imported here,
+- "missing_provider": an execution provider asked for is not in this onnxruntime build,
+- "load_failed": onnxruntime refused the model (not ONNX, unsupported opset, missing external data),
+- "run_failed": the model loaded but running it failed (wrong input shapes, an op that fails at run time).
+
+Request (all keys but "model" optional)::
+
+    {"model": "path/to/model.onnx",
+     "inputs": {"x": {"shape": [1, 3, 224, 224], "dtype": "float32"}},   # or {"x": [[1,3,224,224], "float32"]};
+                                     # inputs left out are taken from the model, dynamic dimensions set to 1
+     "seed": 0,                      # inputs are uniform in [-1, 1) (integers: [0, 10)), identical on every platform
+     "intra_op_threads": 1,          # 0 = onnxruntime's default (one per physical core)
+     "graph_optimization_level": "all",    # "all" | "extended" | "basic" | "disabled"
+     "providers": ["CPUExecutionProvider"],
+     "policy": {"warmup_runs": 10, ...},   # sampling.SamplingPolicy fields
+     "return_outputs": false}        # true: outputs as base64 of little-endian float32, with shape
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import sys
+import time
+import traceback
+
+try:
+    from . import environment, sampling
+except ImportError:  # shipped flat to a board: the siblings are top-level modules there
+    import environment  # type: ignore[no-redef]
+    import sampling  # type: ignore[no-redef]
+
+SCHEMA = 1
+ERROR_EXIT = 2
+
+OPTIMIZATION_LEVELS = {
+    "all": "ORT_ENABLE_ALL",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "basic": "ORT_ENABLE_BASIC",
+    "disabled": "ORT_DISABLE_ALL",
+}
+
+ERROR_KINDS = ("bad_request", "missing_onnxruntime", "missing_provider", "load_failed", "run_failed")
+
+REQUEST_DEFAULTS = {
+    "inputs": {},
+    "seed": 0,
+    "intra_op_threads": 1,
+    "graph_optimization_level": "all",
+    "providers": ["CPUExecutionProvider"],
+    "policy": {},
+    "return_outputs": False,
+}
+
+# onnxruntime's input type strings -> numpy dtype names.
+ONNX_TYPES = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(double)": "float64",
+    "tensor(int64)": "int64",
+    "tensor(int32)": "int32",
+    "tensor(int16)": "int16",
+    "tensor(int8)": "int8",
+    "tensor(uint8)": "uint8",
+    "tensor(bool)": "bool",
+}
+DTYPES = tuple(sorted(set(ONNX_TYPES.values())))
+
+
+class RunnerError(Exception):
+    """A failure with one of `ERROR_KINDS`; its message is one line."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _input_spec(name: str, spec) -> dict:
+    if isinstance(spec, dict):
+        shape, dtype = spec.get("shape"), spec.get("dtype", "float32")
+    elif isinstance(spec, (list, tuple)) and len(spec) == 2:
+        shape, dtype = spec
+    else:
+        raise ValueError(f"inputs[{name!r}]={spec!r} is not {{'shape': [...], 'dtype': ...}} or [shape, dtype]")
+    if not isinstance(shape, (list, tuple)) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+    ):
+        raise ValueError(f"inputs[{name!r}] shape={shape!r} is not a list of non-negative integers")
+    if dtype not in DTYPES:
+        raise ValueError(f"inputs[{name!r}] dtype={dtype!r}; allowed: {', '.join(DTYPES)}")
+    return {"shape": [int(d) for d in shape], "dtype": dtype}
+
+
+def validate_request(request) -> dict:
+    """Check a request against the schema in the module docstring and fill in defaults.
+
+    Returns a new dict; raises ValueError with a one-line message naming the bad key and what is allowed.
+    """
+    if not isinstance(request, dict):
+        raise ValueError(f"request is a {type(request).__name__}, not a JSON object")
+    known = set(REQUEST_DEFAULTS) | {"model"}
+    unknown = sorted(set(request) - known)
+    if unknown:
+        raise ValueError(f"request key {unknown[0]!r} is unknown; allowed: {', '.join(sorted(known))}")
+    out = dict(REQUEST_DEFAULTS)
+    out.update(request)
+    if not isinstance(out.get("model"), str) or not out["model"]:
+        raise ValueError(f"request model={out.get('model')!r} is not a path to an .onnx file")
+    if not isinstance(out["inputs"], dict):
+        raise ValueError(f"request inputs={out['inputs']!r} is not a mapping of input name to shape and dtype")
+    out["inputs"] = {str(name): _input_spec(name, spec) for name, spec in out["inputs"].items()}
+    for key in ("seed", "intra_op_threads"):
+        value = out[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"request {key}={value!r} is not an integer >= 0")
+    level = out["graph_optimization_level"]
+    if level not in OPTIMIZATION_LEVELS:
+        raise ValueError(f"request graph_optimization_level={level!r}; allowed: {', '.join(OPTIMIZATION_LEVELS)}")
+    providers = out["providers"]
+    if not isinstance(providers, list) or not providers:
+        raise ValueError(f"request providers={providers!r} is not a non-empty list of execution provider names")
+    for entry in providers:
+        ok_name = isinstance(entry, str)
+        ok_pair = isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str) and isinstance(entry[1], dict)
+        if not (ok_name or ok_pair):
+            raise ValueError(f"request providers entry {entry!r} is not a name or [name, {{options}}]")
+    if not isinstance(out["policy"], dict):
+        raise ValueError(f"request policy={out['policy']!r} is not a mapping of SamplingPolicy fields")
+    sampling.SamplingPolicy.from_dict(out["policy"])  # raises ValueError naming the field
+    if not isinstance(out["return_outputs"], bool):
+        raise ValueError(f"request return_outputs={out['return_outputs']!r} is not true or false")
+    return out
+
+
+def make_inputs(specs: dict, seed: int) -> dict:
+    """Seeded random arrays for ``{name: {"shape": [...], "dtype": ...}}``, bit-identical on every platform.
+
+    Floats are uniform in [-1, 1): numpy's ``Generator.random`` builds them from 53 random bits with exact
+    arithmetic, unlike normal variates whose libm calls may differ in the last bit between x86 and ARM. Integers are
+    uniform in [0, 10) and booleans fair coin flips. Each input gets its own stream, in sorted name order.
+    """
+    import numpy as np
+
+    arrays = {}
+    for index, name in enumerate(sorted(specs)):
+        shape, dtype = tuple(specs[name]["shape"]), specs[name]["dtype"]
+        rng = np.random.Generator(np.random.PCG64([seed, index]))
+        if dtype.startswith("float"):
+            arrays[name] = (rng.random(shape) * 2.0 - 1.0).astype(dtype)
+        elif dtype == "bool":
+            arrays[name] = rng.integers(0, 2, size=shape).astype(bool)
+        else:
+            arrays[name] = rng.integers(0, 10, size=shape).astype(dtype)
+    return arrays
+
+
+def encode_array(array) -> dict:
+    """An array as JSON-able data: shape, original dtype, and its values as base64 of little-endian float32."""
+    import numpy as np
+
+    data = np.ascontiguousarray(array, dtype="<f4")
+    return {
+        "shape": list(array.shape),
+        "dtype": str(array.dtype),
+        "float32_le_b64": base64.b64encode(data.tobytes()).decode("ascii"),
+    }
+
+
+def decode_array(encoded: dict):
+    """Inverse of `encode_array`: a float32 numpy array of the recorded shape."""
+    import numpy as np
+
+    raw = base64.b64decode(encoded["float32_le_b64"])
+    return np.frombuffer(raw, dtype="<f4").astype(np.float32).reshape(encoded["shape"])
+
+
+def decode_outputs(result: dict) -> dict:
+    """``{name: float32 array}`` from a result made with ``return_outputs: true`` (empty dict otherwise)."""
+    return {name: decode_array(enc) for name, enc in (result.get("outputs") or {}).items()}
+
+
+def _import_runtime():
+    try:
+        import numpy  # noqa: F401
+        import onnxruntime
+    except ImportError as exc:
+        raise RunnerError("missing_onnxruntime", f"cannot import onnxruntime/numpy with {sys.executable}: {exc}")
+    return onnxruntime
+
+
+def _model_inputs(session, requested: dict) -> dict:
+    """The model's inputs with shapes: the request's where given, else from the model with dynamic dims = 1."""
+    declared = {i.name: i for i in session.get_inputs()}
+    unknown = sorted(set(requested) - set(declared))
+    if unknown:
+        raise RunnerError(
+            "bad_request", f"input {unknown[0]!r} is not in the model; its inputs: {', '.join(declared) or 'none'}"
+        )
+    specs = {}
+    for name, info in declared.items():
+        if name in requested:
+            specs[name] = requested[name]
+            continue
+        dtype = ONNX_TYPES.get(info.type)
+        if dtype is None:
+            raise RunnerError(
+                "run_failed", f"input {name!r} has type {info.type}; supported: {', '.join(sorted(ONNX_TYPES))}"
+            )
+        shape = [d if isinstance(d, int) and d >= 0 else 1 for d in info.shape]
+        specs[name] = {"shape": shape, "dtype": dtype}
+    return specs
+
+
+def run(request: dict) -> dict:
+    """Measure the model named in `request` (schema in the module docstring) and return JSON-able results.
+
+    Keys: schema, samples_s / warmup_s (seconds, unrounded), stop_reason, policy, elapsed_s (seconds, whole sampling
+    loop), load_s (session creation, seconds), inputs (shape, dtype, sha256 of the bytes), seed, session (the
+    options actually used, with the providers onnxruntime kept), environment (`environment.capture`), and outputs
+    when asked. Raises `RunnerError`.
+    """
+    try:
+        request = validate_request(request)
+    except ValueError as exc:
+        raise RunnerError("bad_request", str(exc))
+    policy = sampling.SamplingPolicy.from_dict(request["policy"])
+    ort = _import_runtime()
+
+    names = [p if isinstance(p, str) else p[0] for p in request["providers"]]
+    available = ort.get_available_providers()
+    missing = [n for n in names if n not in available]
+    if missing:
+        raise RunnerError(
+            "missing_provider",
+            f"execution provider {missing[0]} is not in onnxruntime {ort.__version__} here; "
+            f"available: {', '.join(available)}",
+        )
+
+    options = ort.SessionOptions()
+    # One thread pool for the ops (intra-op) and strictly sequential graph execution: the parallelism measured is
+    # the one the request names, not whatever onnxruntime chooses on this board.
+    options.intra_op_num_threads = request["intra_op_threads"]
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = getattr(
+        ort.GraphOptimizationLevel, OPTIMIZATION_LEVELS[request["graph_optimization_level"]]
+    )
+    options.log_severity_level = 3  # errors only: warnings would bury the result in stderr noise
+
+    providers = [p if isinstance(p, str) else (p[0], p[1]) for p in request["providers"]]
+    load_start = time.perf_counter()
+    try:
+        session = ort.InferenceSession(request["model"], sess_options=options, providers=providers)
+    except Exception as exc:
+        raise RunnerError("load_failed", f"onnxruntime cannot load the model: {_one_line(exc)}")
+    load_s = time.perf_counter() - load_start
+
+    specs = _model_inputs(session, request["inputs"])
+    feeds = make_inputs(specs, request["seed"])
+    output_names = [o.name for o in session.get_outputs()]
+    try:
+        samples = sampling.collect(lambda: session.run(output_names, feeds), policy)
+        # Outputs come from one extra run after sampling, with the same inputs, so copying them never disturbs timing.
+        outputs = session.run(output_names, feeds) if request["return_outputs"] else None
+    except Exception as exc:
+        raise RunnerError("run_failed", f"onnxruntime failed running the model: {_one_line(exc)}")
+
+    result = {"schema": SCHEMA}
+    result.update(samples.to_dict())
+    result.update(
+        {
+            "load_s": load_s,
+            "seed": request["seed"],
+            "inputs": {
+                name: dict(specs[name], sha256=hashlib.sha256(feeds[name].tobytes()).hexdigest()) for name in sorted(specs)
+            },
+            "session": {
+                "intra_op_num_threads": request["intra_op_threads"],
+                "inter_op_num_threads": 1,
+                "execution_mode": "sequential",
+                "graph_optimization_level": request["graph_optimization_level"],
+                "providers_requested": names,
+                "providers_used": list(session.get_providers()),
+                "onnxruntime": ort.__version__,
+            },
+            "environment": environment.capture(
+                threads=request["intra_op_threads"] or None,
+                provider=session.get_providers()[0],
+                optimization_level=request["graph_optimization_level"],
+            ),
+        }
+    )
+    if outputs is not None:
+        result["outputs"] = {name: encode_array(value) for name, value in zip(output_names, outputs)}
+    return result
+
+
+def handle(request) -> tuple:
+    """`run` with every failure turned into an error object: returns ``(json_able_dict, exit_status)``."""
+    try:
+        return run(request), 0
+    except RunnerError as exc:
+        error = {"kind": exc.kind, "message": exc.message}
+    except Exception as exc:  # a bug or an unexpected runtime failure: still one JSON answer, never a bare traceback
+        error = {"kind": "run_failed", "message": _one_line(f"{type(exc).__name__}: {exc}")}
+    error["traceback"] = traceback.format_exc(limit=-8)
+    return {"schema": SCHEMA, "error": error}, ERROR_EXIT
+
+
+def serve(request) -> int:
+    """Run `handle` with file descriptor 1 pointed at stderr, then print the JSON answer on the real stdout.
+
+    Returns the exit status. Native libraries may print to fd 1 (onnxruntime, OpenMP); the host parses stdout as
+    JSON, so nothing but the answer may reach it.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        answer, status = handle(request)
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+    sys.stdout.write(json.dumps(answer) + "\n")
+    sys.stdout.flush()
+    return status
+
+
+def main() -> int:
+    """Read a request as JSON on stdin, print the result JSON on stdout; exit status 0, or 2 with an error object."""
+    try:
+        request = json.loads(sys.stdin.read())
+    except ValueError as exc:
+        answer = {"schema": SCHEMA, "error": {"kind": "bad_request", "message": f"stdin is not JSON: {exc}"}}
+        sys.stdout.write(json.dumps(answer) + "\n")
+        return ERROR_EXIT
+    return serve(request)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""Timing loop: warm-up runs, then timed runs until the median is known precisely enough.
+
+STANDARD LIBRARY ONLY: this file is shipped to ARM boards next to `board_runner.py` and `environment.py`, where numpy
+may be the only third-party package, and it must import both as ``shufflebench.measure.sampling`` and as a top-level
+``sampling`` module.
+
+The stopping rule is distribution-free. Latency samples are skewed and multi-modal (frequency changes, page faults,
+a neighbour's burst), so a mean and a normal approximation overstate what is known. The confidence interval of the
+median uses order statistics: for n samples sorted ascending, ``[x_(l), x_(n-l+1)]`` covers the true median with
+probability ``1 - 2 * P(B <= l-1)``, ``B ~ Binomial(n, 1/2)``, whatever the distribution (given independent runs).
+Sampling stops as soon as that interval lies within ``±target_rel_ci`` of the median.
+
+The clock is injectable, so the loop is tested with a fake clock and seeded noise, deterministically.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import statistics
+import time
+from dataclasses import asdict, dataclass, fields
+from typing import Callable, Optional, Sequence
+
+STOP_REASONS = ("precision", "budget", "max_runs")
+
+
+@dataclass(frozen=True)
+class SamplingPolicy:
+    """How many runs to take and when to stop (times in seconds).
+
+    warmup_runs: runs before timing starts (always all taken; timed and kept apart, never mixed with the samples).
+    min_runs: timed runs always taken, whatever the budget.
+    max_runs: timed runs never exceeded.
+    budget_s: wall time in seconds for the whole `collect` call, WARM-UP RUNS INCLUDED (it is what the user waits for).
+        It is checked after each timed run once `min_runs` are taken, so a slow model can overrun it by up to
+        ``warmup + min_runs`` runs; it never cuts the warm-up or the first `min_runs` runs short.
+    target_rel_ci: stop when the median's confidence interval lies within ± this fraction of the median (0.01 = ±1%).
+    confidence: coverage of that interval (0.95 = 95%).
+    check_every: timed runs between two precision checks, after the first check at `min_runs`.
+    """
+
+    warmup_runs: int = 10
+    min_runs: int = 20
+    max_runs: int = 100000
+    budget_s: float = 10.0
+    target_rel_ci: float = 0.01
+    confidence: float = 0.95
+    check_every: int = 10
+
+    def __post_init__(self) -> None:
+        for name in ("warmup_runs", "min_runs", "max_runs", "check_every"):
+            value = getattr(self, name)
+            # bool is an int subclass; True runs is a caller's mistake, not 1 run.
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"SamplingPolicy.{name}={value!r} is not an integer")
+        if self.warmup_runs < 0:
+            raise ValueError(f"SamplingPolicy.warmup_runs={self.warmup_runs} is negative; allowed: 0 or more")
+        if self.min_runs < 1:
+            raise ValueError(f"SamplingPolicy.min_runs={self.min_runs} is too small; allowed: 1 or more")
+        if self.max_runs < self.min_runs:
+            raise ValueError(
+                f"SamplingPolicy.max_runs={self.max_runs} is below min_runs={self.min_runs}; allowed: {self.min_runs} or more"
+            )
+        if self.check_every < 1:
+            raise ValueError(f"SamplingPolicy.check_every={self.check_every} is too small; allowed: 1 or more")
+        for name in ("budget_s", "target_rel_ci", "confidence"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"SamplingPolicy.{name}={value!r} is not a finite number")
+        if self.budget_s <= 0:
+            raise ValueError(f"SamplingPolicy.budget_s={self.budget_s} is not positive; allowed: seconds > 0")
+        if self.target_rel_ci <= 0:
+            raise ValueError(
+                f"SamplingPolicy.target_rel_ci={self.target_rel_ci} is not positive; allowed: a fraction > 0 (0.01 = ±1%)"
+            )
+        if not 0 < self.confidence < 1:
+            raise ValueError(f"SamplingPolicy.confidence={self.confidence} is out of range; allowed: 0 < confidence < 1")
+
+    def to_dict(self) -> dict:
+        """The policy as plain JSON-able data."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SamplingPolicy":
+        """Build a policy from `to_dict` output; missing fields take their defaults, unknown fields are refused."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"SamplingPolicy: unknown field {unknown[0]!r}; allowed: {', '.join(sorted(known))}")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Samples:
+    """What `collect` returns: raw timings in seconds, never rounded.
+
+    samples_s: timed runs in the order taken.
+    warmup_s: warm-up runs in the order taken (kept apart; never part of any statistic).
+    stop_reason: "precision" (the median's CI reached the target), "budget" or "max_runs".
+    elapsed_s: wall time of the whole call on the same clock, warm-up and checks included.
+    """
+
+    samples_s: tuple
+    warmup_s: tuple
+    stop_reason: str
+    policy: SamplingPolicy
+    elapsed_s: float
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able data (lists of floats in seconds, the policy as a dict)."""
+        return {
+            "samples_s": list(self.samples_s),
+            "warmup_s": list(self.warmup_s),
+            "stop_reason": self.stop_reason,
+            "policy": self.policy.to_dict(),
+            "elapsed_s": self.elapsed_s,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Samples":
+        """Inverse of `to_dict`."""
+        if data.get("stop_reason") not in STOP_REASONS:
+            raise ValueError(f"Samples: stop_reason={data.get('stop_reason')!r}; allowed: {', '.join(STOP_REASONS)}")
+        return cls(
+            samples_s=tuple(float(x) for x in data["samples_s"]),
+            warmup_s=tuple(float(x) for x in data["warmup_s"]),
+            stop_reason=data["stop_reason"],
+            policy=SamplingPolicy.from_dict(data["policy"]),
+            elapsed_s=float(data.get("elapsed_s", math.nan)),
+        )
+
+
+# Ranks more than 20 standard deviations (sqrt(n)/2 each) below n/2 carry a binomial mass under exp(-200) ~ 1e-87:
+# starting the cumulative sum there loses nothing for any confidence a person would ask for, and keeps the cost at
+# O(sqrt(n)) instead of O(n) for the 100000-run case.
+_TAIL_SIGMAS = 20.0
+
+
+def median_ci_ranks(n: int, confidence: float) -> Optional[tuple]:
+    """1-based ranks ``(l, u)`` of the order statistics bounding the median's distribution-free CI.
+
+    The interval ``[x_(l), x_(u)]`` with ``u = n - l + 1`` and the largest ``l`` whose coverage
+    ``1 - 2 * P(Binomial(n, 1/2) <= l - 1)`` is at least `confidence`. Returns None when even ``[min, max]`` covers
+    less than `confidence` (n < 6 at 95%: ``1 - 2 / 2**n < 0.95``). Example: n=20 at 95% gives (6, 15).
+    """
+    if n < 1:
+        return None
+    alpha_half = (1.0 - confidence) / 2.0
+    start = max(0, int(n / 2.0 - _TAIL_SIGMAS * math.sqrt(n) / 2.0))
+    log_norm = math.lgamma(n + 1) - n * math.log(2.0)
+    pmf = math.exp(log_norm - math.lgamma(start + 1) - math.lgamma(n - start + 1))  # P(B == k)
+    cdf = 0.0  # P(B <= k - 1)
+    k = start
+    # Walk up to the first k with P(B <= k) > alpha/2. Then l = k is the largest rank whose coverage
+    # 1 - 2 * P(B <= l - 1) = 1 - 2 * cdf still reaches the confidence. P(B <= n // 2) >= 1/2 > alpha/2 ends the walk.
+    while cdf + pmf <= alpha_half:
+        cdf += pmf
+        pmf *= (n - k) / (k + 1)
+        k += 1
+    if k == 0:
+        return None  # even [min, max] covers less than asked: 1 - 2 / 2**n < confidence
+    return k, n - k + 1
+
+
+def median_ci(samples: Sequence[float], confidence: float = 0.95) -> Optional[tuple]:
+    """Distribution-free confidence interval ``(lo, hi)`` of the median of `samples`, in the samples' unit.
+
+    Order statistics at the ranks from `median_ci_ranks`; None when there are too few samples for `confidence`.
+    """
+    ranks = median_ci_ranks(len(samples), confidence)
+    if ranks is None:
+        return None
+    ordered = sorted(samples)
+    return ordered[ranks[0] - 1], ordered[ranks[1] - 1]
+
+
+def _precise_enough(ordered: list, policy: SamplingPolicy) -> bool:
+    ranks = median_ci_ranks(len(ordered), policy.confidence)
+    if ranks is None:
+        return False
+    mid = statistics.median(ordered)
+    allowed_dev = policy.target_rel_ci * abs(mid)
+    return mid - ordered[ranks[0] - 1] <= allowed_dev and ordered[ranks[1] - 1] - mid <= allowed_dev
+
+
+def collect(
+    run_once: Callable[[], object],
+    policy: SamplingPolicy = SamplingPolicy(),
+    clock: Callable[[], float] = time.perf_counter,
+    on_progress: Optional[Callable[[str, int, float], None]] = None,
+) -> Samples:
+    """Time `run_once` under `policy` and return the raw samples (seconds, unrounded).
+
+    Each run is timed alone as ``clock()`` after minus ``clock()`` before; precision checks and callbacks fall outside
+    those brackets. Warm-up runs come first and are returned apart. Timed runs continue until the median's CI (at
+    ``policy.confidence``) lies within ``±policy.target_rel_ci`` of the median, checked at ``min_runs`` and every
+    ``check_every`` runs after; or until ``budget_s`` of wall time on `clock` since the call began (warm-up included)
+    is spent; or until ``max_runs``. A run that ends on budget or max_runs is checked once more, so stop_reason is
+    "precision" whenever the final samples meet the target.
+
+    on_progress(phase, runs_done, elapsed_s) is called after every run, phase "warmup" or "timed".
+    """
+    started = clock()
+    warmup = []
+    for _ in range(policy.warmup_runs):
+        before = clock()
+        run_once()
+        after = clock()
+        warmup.append(after - before)
+        if on_progress is not None:
+            on_progress("warmup", len(warmup), after - started)
+
+    samples = []
+    ordered = []  # kept sorted incrementally: a full sort at each check would cost O(n log n) at 100000 runs
+    stop_reason = None
+    while stop_reason is None:
+        before = clock()
+        run_once()
+        after = clock()
+        duration = after - before
+        samples.append(duration)
+        bisect.insort(ordered, duration)
+        n = len(samples)
+        if on_progress is not None:
+            on_progress("timed", n, after - started)
+        if n < policy.min_runs:
+            continue
+        if (n - policy.min_runs) % policy.check_every == 0 and _precise_enough(ordered, policy):
+            stop_reason = "precision"
+        elif n >= policy.max_runs:
+            stop_reason = "precision" if _precise_enough(ordered, policy) else "max_runs"
+        elif after - started >= policy.budget_s:
+            stop_reason = "precision" if _precise_enough(ordered, policy) else "budget"
+    return Samples(
+        samples_s=tuple(samples),
+        warmup_s=tuple(warmup),
+        stop_reason=stop_reason,
+        policy=policy,
+        elapsed_s=clock() - started,
+    )

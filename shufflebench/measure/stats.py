@@ -1,0 +1,169 @@
+"""`Measurement`: raw latency samples plus the statistics derived from them, lazily.
+
+Modelled on ``torch.utils.benchmark.Measurement`` and pyperf: the object keeps what was measured (samples and warm-up
+runs in seconds, why sampling stopped, the policy it ran under) and derives median, mean, p90, IQR, min, max and the
+median's 95% confidence interval on first use. Nothing is rounded before it is stored; display code rounds.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Optional, Sequence
+
+from .sampling import STOP_REASONS, Samples, SamplingPolicy, median_ci
+
+# IQR above this fraction of the median marks a noisy measurement (torch.utils.benchmark warns at the same level).
+NOISY_IQR_FRACTION = 0.10
+
+_MS = 1000.0  # seconds -> milliseconds
+
+
+def _quantile(ordered: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default "linear" method) of sorted data."""
+    pos = (len(ordered) - 1) * q
+    low = math.floor(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Raw timings of one model under one setting, in seconds, and statistics derived from them on first use.
+
+    samples_s: timed runs, in order. warmup_s: warm-up runs, in order, never part of a statistic.
+    stop_reason: "precision", "budget" or "max_runs" (see `sampling.collect`). policy: the `SamplingPolicy` used.
+    """
+
+    samples_s: tuple
+    warmup_s: tuple = ()
+    stop_reason: str = "precision"
+    policy: SamplingPolicy = field(default_factory=SamplingPolicy)
+
+    def __post_init__(self) -> None:
+        if not self.samples_s:
+            raise ValueError("Measurement needs at least one sample")
+        if self.stop_reason not in STOP_REASONS:
+            raise ValueError(f"Measurement.stop_reason={self.stop_reason!r}; allowed: {', '.join(STOP_REASONS)}")
+        # Tuples keep the frozen object hashable-ish and stop callers from appending to a list they passed in.
+        object.__setattr__(self, "samples_s", tuple(float(x) for x in self.samples_s))
+        object.__setattr__(self, "warmup_s", tuple(float(x) for x in self.warmup_s))
+
+    @classmethod
+    def from_samples(cls, samples: Samples) -> "Measurement":
+        """Wrap what `sampling.collect` returned."""
+        return cls(samples.samples_s, samples.warmup_s, samples.stop_reason, samples.policy)
+
+    # cached_property writes to the instance __dict__ directly, so it works on a frozen dataclass.
+    @cached_property
+    def _ordered(self) -> tuple:
+        return tuple(sorted(self.samples_s))
+
+    @property
+    def runs(self) -> int:
+        """Number of timed runs."""
+        return len(self.samples_s)
+
+    @cached_property
+    def median(self) -> float:
+        """Median latency in seconds."""
+        return statistics.median(self._ordered)
+
+    @cached_property
+    def mean(self) -> float:
+        """Mean latency in seconds."""
+        return statistics.fmean(self.samples_s)
+
+    @cached_property
+    def p90(self) -> float:
+        """90th percentile latency in seconds (linear interpolation between ranks)."""
+        return _quantile(self._ordered, 0.90)
+
+    @cached_property
+    def iqr(self) -> float:
+        """Interquartile range (p75 - p25) in seconds."""
+        return _quantile(self._ordered, 0.75) - _quantile(self._ordered, 0.25)
+
+    @property
+    def min(self) -> float:
+        """Fastest run in seconds."""
+        return self._ordered[0]
+
+    @property
+    def max(self) -> float:
+        """Slowest run in seconds."""
+        return self._ordered[-1]
+
+    @cached_property
+    def ci95(self) -> Optional[tuple]:
+        """Distribution-free 95% confidence interval ``(lo, hi)`` of the median in seconds; None below 6 runs."""
+        return median_ci(self._ordered, 0.95)
+
+    @cached_property
+    def ci(self) -> Optional[tuple]:
+        """The median's confidence interval at the policy's confidence (what the stopping rule used), in seconds."""
+        return median_ci(self._ordered, self.policy.confidence)
+
+    @property
+    def rel_ci(self) -> float:
+        """Largest distance from the median to an end of `ci`, as a fraction of the median (inf when unknown)."""
+        if self.ci is None or self.median == 0:
+            return math.inf
+        return max(self.median - self.ci[0], self.ci[1] - self.median) / abs(self.median)
+
+    @cached_property
+    def warnings(self) -> tuple:
+        """One-line warnings about how far the numbers can be trusted (empty when none)."""
+        found = []
+        if self.median > 0 and self.iqr / self.median > NOISY_IQR_FRACTION:
+            found.append(
+                f"noisy: IQR is {self.iqr / self.median:.1%} of the median (over {NOISY_IQR_FRACTION:.0%}); "
+                "close other programs, pin threads or measure longer"
+            )
+        if self.stop_reason != "precision":
+            reached = "unknown (too few runs)" if math.isinf(self.rel_ci) else f"±{self.rel_ci:.1%}"
+            limit = (
+                f"the {self.policy.budget_s:g} s budget"
+                if self.stop_reason == "budget"
+                else f"max_runs={self.policy.max_runs}"
+            )
+            found.append(
+                f"imprecise: stopped on {limit} after {self.runs} runs before the median's "
+                f"{self.policy.confidence:.0%} CI reached ±{self.policy.target_rel_ci:.1%} (reached {reached})"
+            )
+        return tuple(found)
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able data in milliseconds (unrounded), with the raw samples; `from_dict` reads it back."""
+        ci95 = None if self.ci95 is None else [self.ci95[0] * _MS, self.ci95[1] * _MS]
+        return {
+            "median_ms": self.median * _MS,
+            "mean_ms": self.mean * _MS,
+            "p90_ms": self.p90 * _MS,
+            "iqr_ms": self.iqr * _MS,
+            "min_ms": self.min * _MS,
+            "max_ms": self.max * _MS,
+            "ci95_ms": ci95,
+            "samples_ms": [x * _MS for x in self.samples_s],
+            "warmup_ms": [x * _MS for x in self.warmup_s],
+            "stop_reason": self.stop_reason,
+            "runs": self.runs,
+            "warnings": list(self.warnings),
+            "policy": self.policy.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Measurement":
+        """Inverse of `to_dict`: rebuilds from the raw samples; the derived keys are recomputed, not trusted."""
+        return cls(
+            samples_s=tuple(x / _MS for x in data["samples_ms"]),
+            warmup_s=tuple(x / _MS for x in data.get("warmup_ms", ())),
+            stop_reason=data["stop_reason"],
+            policy=SamplingPolicy.from_dict(data.get("policy", {})),
+        )
+
+    def __repr__(self) -> str:
+        ci = "" if self.ci95 is None else f", 95% CI [{self.ci95[0] * _MS:.4g}, {self.ci95[1] * _MS:.4g}] ms"
+        return f"<Measurement median {self.median * _MS:.4g} ms over {self.runs} runs{ci}, stop: {self.stop_reason}>"

@@ -1,0 +1,240 @@
+"""The layer table of an ONNX graph, with shapes from ONNX shape inference and costs from the rules in `ops`.
+
+Parameters are the constant tensors in weight slots (Conv W and B, Gemm B and C, a constant MatMul operand,
+BatchNormalization scale and bias; running statistics are not parameters), so a zoo model exported with batch norm
+kept apart (`export`) has exactly the torch view's parameter count. Unlike torch, where ``chunk`` and ``transpose``
+are views, ONNX ``Split`` and ``Transpose`` materialize their outputs, and their MAC says so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import UsageError
+from .layer_table import Coverage, LayerTable, RowDraft, finish_table, merge_unknown
+from .ops import (
+    OpCost,
+    OpKind,
+    Tensor,
+    batch_norm_cost,
+    conv_cost,
+    copy_cost,
+    elementwise_cost,
+    linear_cost,
+    pool_cost,
+    view_cost,
+)
+
+_ACTIVATIONS = {"Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "LeakyRelu", "Elu", "Gelu", "Mish"}
+_ELEMENTWISE = {"Add": OpKind.ADD, "Sub": OpKind.ADD, "Sum": OpKind.ADD, "Mul": OpKind.MUL, "Div": OpKind.MUL}
+_VIEWS = {"Reshape": OpKind.RESHAPE, "Flatten": OpKind.RESHAPE, "Squeeze": OpKind.RESHAPE,
+          "Unsqueeze": OpKind.RESHAPE, "Identity": OpKind.RESHAPE, "Dropout": OpKind.RESHAPE}
+_POOLS = {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean"}
+_BOOKKEEPING = {"Shape", "Gather", "Constant", "ConstantOfShape", "Cast", "Range", "Size", "Equal", "Where", "Concat_shape"}
+_ONNX_DTYPES = {1: "float32", 10: "float16", 16: "bfloat16", 11: "float64", 3: "int8", 2: "uint8", 6: "int32", 7: "int64",
+                9: "bool"}
+
+
+def _load(path: Path):
+    import onnx
+
+    try:
+        return onnx.load(str(path))
+    except Exception as exc:  # onnx raises DecodeError and others for a damaged file
+        raise UsageError(f"{path} is not a readable ONNX model: {str(exc).splitlines()[0][:120]}") from None
+
+
+def _graph_inputs(model):
+    initializers = {init.name for init in model.graph.initializer}
+    return [i for i in model.graph.input if i.name not in initializers]
+
+
+def onnx_input_shape(path: Path, *, batch: int = 1, override: tuple[int, ...] | None = None) -> tuple[int, ...]:
+    """The model's (first) input shape: ``override`` if given, else the graph's, with a dynamic first dimension set
+    to ``batch``. Other dynamic dimensions need ``--input-shape``."""
+    inputs = _graph_inputs(_load(path))
+    if len(inputs) != 1:
+        raise UsageError(f"{path} has {len(inputs)} inputs; shufflebench profiles single-input models")
+    if override is not None:
+        return tuple(override)
+    dims = []
+    for i, dim in enumerate(inputs[0].type.tensor_type.shape.dim):
+        if dim.HasField("dim_value") and dim.dim_value > 0:
+            dims.append(dim.dim_value if i else (batch if batch != 1 else dim.dim_value))
+        elif i == 0:
+            dims.append(batch)
+        else:
+            raise UsageError(f"{path} input {inputs[0].name!r} has a dynamic dimension {i}; give --input-shape")
+    return tuple(dims)
+
+
+def _with_input_shape(model, shape: tuple[int, ...]):
+    import onnx
+
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    graph_input = _graph_inputs(model)[0]
+    dims = graph_input.type.tensor_type.shape.dim
+    if len(dims) != len(shape):
+        raise UsageError(f"input shape {list(shape)} has {len(shape)} dimensions; the model's input has {len(dims)}")
+    for dim, size in zip(dims, shape):
+        dim.Clear()
+        dim.dim_value = size
+    return model
+
+
+class _Shapes:
+    """Shapes and dtypes of every named tensor after ONNX shape inference; constant values of initializers."""
+
+    def __init__(self, model) -> None:
+        import onnx
+        from onnx import numpy_helper
+
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+        graph = inferred.graph
+        self.tensors: dict[str, Tensor] = {}
+        for info in (*graph.input, *graph.value_info, *graph.output):
+            t = info.type.tensor_type
+            if t.HasField("shape") and all(d.HasField("dim_value") for d in t.shape.dim):
+                self.tensors[info.name] = Tensor(tuple(d.dim_value for d in t.shape.dim), _ONNX_DTYPES.get(t.elem_type, "float32"))
+        self.constants: dict[str, object] = {}
+        for init in graph.initializer:
+            self.tensors[init.name] = Tensor(tuple(init.dims), _ONNX_DTYPES.get(init.data_type, "float32"))
+            self.constants[init.name] = numpy_helper.to_array(init)
+        # Identity of an initializer (the exporter's de-duplication of equal weights) is a constant too, and
+        # such Identity nodes may chain in any order.
+        pending = [node for node in graph.node if node.op_type == "Identity"]
+        while True:
+            ready = [node for node in pending if node.input[0] in self.constants]
+            if not ready:
+                break
+            for node in ready:
+                self.constants[node.output[0]] = self.constants[node.input[0]]
+                self.tensors[node.output[0]] = self.tensors[node.input[0]]
+                pending.remove(node)
+        for node in graph.node:
+            if node.op_type == "Constant":
+                for attr in node.attribute:
+                    if attr.name == "value":
+                        self.constants[node.output[0]] = numpy_helper.to_array(attr.t)
+        self.graph = graph
+        missing = [name for node in graph.node for name in node.output if name and name not in self.tensors]
+        if missing:
+            self._execute_for_shapes(inferred, missing)
+
+    def _execute_for_shapes(self, model, names: list[str]) -> None:
+        # ONNX shape inference stops at shapes computed at run time (a traced ``chunk`` becomes Shape -> Div ->
+        # Slice); one run of the graph on zeros gives every remaining shape exactly.
+        import numpy as np
+        import onnx
+        import onnxruntime as ort
+
+        probe = onnx.ModelProto.FromString(model.SerializeToString())
+        del probe.graph.value_info[:]
+        known_outputs = {o.name for o in probe.graph.output}
+        probe.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names if n not in known_outputs)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        options.log_severity_level = 3
+        session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        feeds = {}
+        for graph_input in session.get_inputs():
+            dtype = np.float16 if "float16" in graph_input.type else np.float32
+            feeds[graph_input.name] = np.zeros(self.tensors[graph_input.name].shape, dtype=dtype)
+        outputs = [o.name for o in session.get_outputs()]
+        for name, value in zip(outputs, session.run(outputs, feeds)):
+            if name not in self.tensors and hasattr(value, "shape"):
+                self.tensors[name] = Tensor(tuple(value.shape), str(value.dtype))
+
+    def get(self, name: str) -> Tensor | None:
+        return self.tensors.get(name) if name else None
+
+
+def _attrs(node) -> dict:
+    import onnx
+
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _module_of(node) -> str:
+    # The exporter names nodes after their module scope: "/stage2/stage2.0/branch2/Conv" -> "stage2.0.branch2".
+    parts = [p for p in node.name.split("/") if p]
+    return parts[-2] if len(parts) >= 2 else ""
+
+
+def _cost(node, shapes: _Shapes) -> OpCost | None:
+    """The cost of one node, or None for shape bookkeeping; KeyError for an unknown operator."""
+    op = node.op_type
+    ins = [shapes.get(n) for n in node.input]
+    outs = [shapes.get(n) for n in node.output]
+    tensors_in = tuple(t for t, name in zip(ins, node.input) if t is not None and name not in shapes.constants)
+    attrs = _attrs(node)
+    if op == "Conv":
+        return conv_cost(ins[0], ins[1], outs[0], bias=ins[2] if len(ins) > 2 else None,
+                         stride=attrs.get("strides", [1, 1]), groups=attrs.get("group", 1))
+    if op == "Gemm":
+        weight = ins[1] if attrs.get("transB", 0) else Tensor(tuple(reversed(ins[1].shape)), ins[1].dtype)
+        return linear_cost(ins[0], weight, outs[0], bias=ins[2] if len(ins) > 2 else None)
+    if op == "MatMul":
+        if node.input[1] in shapes.constants:
+            w = ins[1]
+            return linear_cost(ins[0], Tensor((w.shape[-1], w.shape[-2]), w.dtype), outs[0], bias=None)
+        return OpCost(OpKind.LINEAR, flops_madd=outs[0].numel * ins[0].shape[-1], reads=(ins[0], ins[1]), writes=(outs[0],))
+    if op == "BatchNormalization":
+        return batch_norm_cost(ins[0], outs[0], channels=ins[0].shape[1], affine=True)
+    if op in _ACTIVATIONS:
+        return elementwise_cost(OpKind.ACTIVATION, tensors_in[:1], outs[0])
+    if op in _ELEMENTWISE:
+        return elementwise_cost(_ELEMENTWISE[op], tuple(t for t in ins if t is not None), outs[0])
+    if op in _POOLS:
+        return pool_cost(ins[0], outs[0], kernel=attrs.get("kernel_shape"), stride=attrs.get("strides"))
+    if op == "Concat":
+        if all(name in shapes.constants or shapes.get(name) is None or len(shapes.get(name).shape) <= 1
+               for name in node.input):
+            return None  # concatenating shape vectors
+        return copy_cost(OpKind.CONCAT, tuple(t for t in ins if t is not None), tuple(t for t in outs if t))
+    if op in ("Split", "Slice"):
+        return copy_cost(OpKind.SPLIT, tensors_in[:1], tuple(t for t in outs if t is not None))
+    if op == "Transpose":
+        perm = list(attrs.get("perm", []))
+        kind = OpKind.SHUFFLE if len(perm) == 5 and perm[:3] == [0, 2, 1] else OpKind.TRANSPOSE
+        return copy_cost(kind, tensors_in[:1], tuple(t for t in outs if t is not None))
+    if op in _VIEWS:
+        return view_cost(_VIEWS[op])
+    if op in _BOOKKEEPING:
+        return None
+    raise KeyError(op)
+
+
+def onnx_layer_table(path: Path, input_shape: tuple[int, ...]) -> LayerTable:
+    """One row per ONNX node (shape bookkeeping skipped) at ``input_shape``; unknown ops are listed in coverage."""
+    model = _with_input_shape(_load(Path(path)), tuple(input_shape))
+    shapes = _Shapes(model)
+    drafts: list[RowDraft] = []
+    producer_of: dict[str, int] = {}
+    bookkeeping = 0
+    unknown: list[tuple[str, int]] = []
+    params = 0
+    for node in shapes.graph.node:
+        if node.op_type == "Identity" and node.input[0] in shapes.constants:
+            bookkeeping += 1
+            continue
+        try:
+            cost = _cost(node, shapes)
+        except KeyError:
+            unknown.append((node.op_type, 1))
+            continue
+        except (AttributeError, TypeError, IndexError):  # shape inference could not resolve an operand
+            unknown.append((f"{node.op_type} (shape unknown)", 1))
+            continue
+        if cost is None:
+            bookkeeping += 1
+            continue
+        params += cost.params
+        sources = tuple(dict.fromkeys(producer_of[n] for n in node.input if n in producer_of))
+        inputs = tuple(shapes.get(n) for n in node.input if shapes.get(n) is not None and n not in shapes.constants)
+        outputs = tuple(shapes.get(n) for n in node.output if shapes.get(n) is not None)
+        drafts.append(RowDraft(_module_of(node), node.op_type, cost, sources, inputs, outputs))
+        for name in node.output:
+            producer_of[name] = len(drafts) - 1
+    coverage = Coverage(counted=len(drafts), bookkeeping=bookkeeping, unknown=merge_unknown(unknown))
+    return finish_table(drafts, input_shape=input_shape, params=params, coverage=coverage, source="onnx")

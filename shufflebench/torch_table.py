@@ -1,0 +1,264 @@
+"""The layer table of a torch model, from its TorchScript trace, through fvcore's analysis engine.
+
+fvcore walks the traced graph and calls one handle per operator kind with the operator's inputs and outputs. The
+handles here compute the operator's full cost (`ops`), record it as a row, and hand fvcore back the multiply-adds,
+so fvcore's total and the table's total are the same number from the same pass. fvcore's built-in list of silently
+ignored operators is emptied: every operator is either handled, shape bookkeeping (``aten::size`` and friends), or
+reported as unknown -- a ReLU or a channel shuffle is never quietly free.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Callable
+
+from .layer_table import Coverage, LayerTable, RowDraft, finish_table, merge_unknown
+from .ops import (
+    OpCost,
+    OpKind,
+    Tensor,
+    batch_norm_cost,
+    conv_cost,
+    copy_cost,
+    elementwise_cost,
+    linear_cost,
+    pool_cost,
+    view_cost,
+)
+
+#: Operators that compute shapes, not tensors: no row, no cost.
+SHAPE_BOOKKEEPING = (
+    "aten::size", "aten::Int", "aten::ScalarImplicit", "aten::floor_divide", "aten::floordiv", "aten::__getitem__",
+    "aten::len", "aten::dim", "aten::numel",
+)
+
+_ACTIVATIONS = (
+    "relu", "relu_", "relu6", "relu6_", "hardtanh", "hardtanh_", "clamp", "clamp_", "sigmoid", "sigmoid_",
+    "hardswish", "hardswish_", "hardsigmoid", "hardsigmoid_", "silu", "silu_", "gelu", "tanh", "tanh_",
+    "leaky_relu", "leaky_relu_", "elu", "elu_",
+)
+_VIEWS = {
+    "view": OpKind.RESHAPE, "reshape": OpKind.RESHAPE, "flatten": OpKind.RESHAPE, "squeeze": OpKind.RESHAPE,
+    "unsqueeze": OpKind.RESHAPE, "expand": OpKind.RESHAPE, "detach": OpKind.RESHAPE, "dropout": OpKind.RESHAPE,
+    "feature_dropout": OpKind.RESHAPE, "to": OpKind.RESHAPE, "type_as": OpKind.RESHAPE, "alias": OpKind.RESHAPE,
+    "transpose": OpKind.TRANSPOSE, "permute": OpKind.TRANSPOSE, "t": OpKind.TRANSPOSE,
+    "chunk": OpKind.SPLIT, "split": OpKind.SPLIT, "split_with_sizes": OpKind.SPLIT, "unbind": OpKind.SPLIT,
+    "slice": OpKind.SPLIT, "select": OpKind.SPLIT, "narrow": OpKind.SPLIT,
+}
+_POOLS = ("max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d", "mean")
+
+
+def _tensor(value) -> Tensor | None:
+    """The shape and dtype of a traced value, or None when it is not a tensor of known shape."""
+    if not value.isCompleteTensor():
+        return None
+    dtype = str(value.type().scalarType()).lower()
+    return Tensor(tuple(value.type().sizes()), {"float": "float32", "half": "float16", "double": "float64"}.get(dtype, dtype))
+
+
+def _const(value) -> Any:
+    """The Python value of a constant input (scalars, lists of scalars); None when it is computed."""
+    node = value.node()
+    if node.kind() == "prim::Constant":
+        return value.toIValue()
+    if node.kind() == "prim::ListConstruct":
+        return [_const(v) for v in node.inputs()]
+    return None
+
+
+def _list_items(value) -> list:
+    """The values inside a traced list (``torch.cat``'s input), or the value itself."""
+    node = value.node()
+    return list(node.inputs()) if node.kind() == "prim::ListConstruct" else [value]
+
+
+def _tensors(values) -> tuple[Tensor, ...]:
+    return tuple(t for t in (_tensor(v) for v in values) if t is not None)
+
+
+def _outputs(outputs) -> tuple[Tensor, ...]:
+    # A split returns a list; its tensors appear on the ListUnpack that consumes it.
+    found = list(_tensors(outputs))
+    for out in outputs:
+        for use in out.uses():
+            if use.user.kind() == "prim::ListUnpack":
+                found.extend(_tensors(use.user.outputs()))
+    return tuple(found)
+
+
+# Each rule maps (inputs, outputs) of one traced operator to its cost.
+def _conv(inputs, outputs) -> OpCost:
+    stride = _const(inputs[3]) or [1, 1]
+    groups = _const(inputs[8]) or 1
+    return conv_cost(_tensor(inputs[0]), _tensor(inputs[1]), _tensor(outputs[0]),
+                     bias=_tensor(inputs[2]), stride=stride, groups=groups)
+
+
+def _linear(inputs, outputs) -> OpCost:
+    return linear_cost(_tensor(inputs[0]), _tensor(inputs[1]), _tensor(outputs[0]), bias=_tensor(inputs[2]))
+
+
+def _addmm(inputs, outputs) -> OpCost:
+    # addmm(bias, x, weight.t()): the weight arrives transposed, (in, out).
+    weight_t = _tensor(inputs[2])
+    weight = Tensor((weight_t.shape[1], weight_t.shape[0]), weight_t.dtype)
+    return linear_cost(_tensor(inputs[1]), weight, _tensor(outputs[0]), bias=_tensor(inputs[0]))
+
+
+def _matmul(inputs, outputs) -> OpCost:
+    a, b, out = _tensor(inputs[0]), _tensor(inputs[1]), _tensor(outputs[0])
+    madd = out.numel * a.shape[-1]
+    return OpCost(OpKind.LINEAR, flops_madd=madd, reads=(a, b), writes=(out,))
+
+
+def _batch_norm(inputs, outputs) -> OpCost:
+    x = _tensor(inputs[0])
+    return batch_norm_cost(x, _tensor(outputs[0]), channels=x.shape[1], affine=_tensor(inputs[1]) is not None)
+
+
+def _elementwise(kind: OpKind) -> Callable:
+    def rule(inputs, outputs) -> OpCost:
+        return elementwise_cost(kind, _tensors(inputs), _tensor(outputs[0]))
+
+    return rule
+
+
+def _pool(inputs, outputs) -> OpCost:
+    kernel = _const(inputs[1]) if len(inputs) > 2 else None
+    stride = _const(inputs[2]) if len(inputs) > 2 else None
+    kernel = kernel if isinstance(kernel, list) and all(isinstance(k, int) for k in kernel) else None
+    stride = stride if isinstance(stride, list) and stride and all(isinstance(s, int) for s in stride) else None
+    return pool_cost(_tensor(inputs[0]), _tensor(outputs[0]), kernel=kernel, stride=stride)
+
+
+def _cat(inputs, outputs) -> OpCost:
+    return copy_cost(OpKind.CONCAT, _tensors(_list_items(inputs[0])), _tensors(outputs))
+
+
+def _view(kind: OpKind) -> Callable:
+    def rule(inputs, outputs) -> OpCost:
+        return view_cost(kind)
+
+    return rule
+
+
+def _contiguous(inputs, outputs) -> OpCost:
+    # contiguous() copies only a tensor whose layout a transpose/permute changed. After the transpose(1, 2) of a
+    # (N, g, C/g, H, W) view -- the channel shuffle -- that copy is the shuffle's whole memory cost.
+    source = inputs[0].node()
+    if source.kind() not in ("aten::transpose", "aten::permute"):
+        return view_cost(OpKind.RESHAPE)
+    dims = _const(source.inputsAt(1)) if source.kind() == "aten::permute" else [
+        _const(source.inputsAt(1)), _const(source.inputsAt(2))]
+    shape = _tensor(inputs[0]).shape
+    is_shuffle = len(shape) == 5 and dims is not None and sorted(dims[:2] if len(dims) == 2 else dims[1:3]) == [1, 2]
+    kind = OpKind.SHUFFLE if is_shuffle else OpKind.COPY
+    return copy_cost(kind, _tensors(inputs[:1]), _tensors(outputs))
+
+
+def _creation(inputs, outputs) -> OpCost:
+    return copy_cost(OpKind.OTHER, (), _tensors(outputs))
+
+
+def default_rules() -> dict[str, Callable]:
+    """The cost rule for every traced operator shufflebench understands, keyed by fvcore's op name."""
+    rules: dict[str, Callable] = {
+        "aten::_convolution": _conv,
+        "aten::conv2d": _conv,
+        "aten::linear": _linear,
+        "aten::addmm": _addmm,
+        "aten::matmul": _matmul,
+        "aten::mm": _matmul,
+        "aten::bmm": _matmul,
+        "aten::batch_norm": _batch_norm,
+        "aten::cat": _cat,
+        "aten::contiguous": _contiguous,
+        "aten::add": _elementwise(OpKind.ADD),
+        "aten::add_": _elementwise(OpKind.ADD),
+        "aten::sub": _elementwise(OpKind.ADD),
+        "aten::mul": _elementwise(OpKind.MUL),
+        "aten::mul_": _elementwise(OpKind.MUL),
+        "aten::div": _elementwise(OpKind.MUL),
+        "aten::zeros": _creation,
+        "aten::ones": _creation,
+    }
+    rules.update({f"aten::{name}": _elementwise(OpKind.ACTIVATION) for name in _ACTIVATIONS})
+    rules.update({f"aten::{name}": _view(kind) for name, kind in _VIEWS.items()})
+    rules.update({f"aten::{name}": _pool for name in _POOLS})
+    return rules
+
+
+class _Recorder:
+    """Turns fvcore's per-operator handle calls into rows, remembering which row produced which traced value."""
+
+    def __init__(self) -> None:
+        self.drafts: list[RowDraft] = []
+        self.producer_of: dict[int, int] = {}
+        self.bookkeeping = 0
+
+    def handle(self, rule: Callable) -> Callable:
+        def call(inputs, outputs):
+            node = outputs[0].node()
+            cost = rule(inputs, outputs)
+            row = len(self.drafts)
+            scope = node.scopeName().split("/")[-1]
+            # Weights are graph inputs too; a row's input shapes are its activations only.
+            tensors_in = cost.reads if cost.weights else _tensors(i for v in inputs for i in _list_items(v))
+            self.drafts.append(RowDraft(scope, node.kind(), cost, self._producers(inputs), tensors_in, _outputs(outputs)))
+            for out in outputs:
+                self.producer_of[out.unique()] = row
+                for use in out.uses():
+                    if use.user.kind() == "prim::ListUnpack":
+                        for item in use.user.outputs():
+                            self.producer_of[item.unique()] = row
+            return cost.flops_madd
+
+        return call
+
+    def skip(self, inputs, outputs) -> int:
+        self.bookkeeping += 1
+        return 0
+
+    def _producers(self, inputs) -> tuple[int, ...]:
+        rows: list[int] = []
+        for value in inputs:
+            for item in _list_items(value):
+                row = self.producer_of.get(item.unique())
+                if row is not None and row not in rows:
+                    rows.append(row)
+        return tuple(rows)
+
+
+def trace_layer_table(module, input_shape: tuple[int, ...], *, dtype=None) -> LayerTable:
+    """Trace ``module`` (put in eval mode) on a zero input of ``input_shape`` and return its layer table.
+
+    Params are all the module's trainable parameters (batch-norm affine included), whether or not the trace uses
+    them. ``dtype`` is the input dtype (default float32).
+    """
+    import torch
+    from fvcore.nn.jit_analysis import JitModelAnalysis
+
+    module = module.eval()
+    example = torch.zeros(tuple(input_shape), dtype=dtype or torch.float32)
+    recorder = _Recorder()
+    analysis = JitModelAnalysis(module, (example,))
+    # fvcore silently skips a built-in list (relu, cat, transpose...); every op must be handled or reported.
+    analysis._ignored_ops = set()
+    for op, rule in default_rules().items():
+        analysis.set_op_handle(op, recorder.handle(rule))
+    for op in SHAPE_BOOKKEEPING:
+        analysis.set_op_handle(op, recorder.skip)
+    analysis.unsupported_ops_warnings(False)
+    analysis.uncalled_modules_warnings(False)
+    analysis.tracer_warnings("none")
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        total_madd = analysis.total()
+        unknown = merge_unknown(analysis.unsupported_ops().items())
+    drafts = recorder.drafts
+    coverage = Coverage(counted=len(drafts), bookkeeping=recorder.bookkeeping, unknown=unknown)
+    params = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    table = finish_table(drafts, input_shape=input_shape, params=params, coverage=coverage, source="torch")
+    if table.flops_madd != total_madd:  # both come from the same pass; a mismatch is a bug here, not the user's
+        raise RuntimeError(f"layer table multiply-adds {table.flops_madd} != fvcore total {total_madd}")
+    return table

@@ -1,0 +1,51 @@
+"""The ONNX view of a model agrees with the torch view on multiply-adds and params, for every registered model."""
+
+from __future__ import annotations
+
+import pytest
+
+from shufflebench.export import export_onnx
+from shufflebench.ops import OpKind
+from shufflebench.onnx_table import onnx_layer_table
+from shufflebench.torch_table import trace_layer_table
+from shufflebench.models import resolve_model
+from shufflebench.zoo.registry import entries
+
+
+def _small(entry) -> dict:
+    # The smallest resolution the model allows keeps the export quick; counts scale but must still agree.
+    # AlexNet's adaptive 6x6 pool exports to ONNX only where it is a plain pool: at 224.
+    if entry.name == "alexnet":
+        return {}
+    option = next((o for o in entry.options if o.name == "resolution"), None)
+    return {"resolution": int(max(option.minimum or 32, 32))} if option else {}
+
+
+@pytest.mark.parametrize("entry", entries(), ids=lambda e: e.name)
+def test_torch_and_onnx_views_agree(entry, tmp_path):
+    ref = resolve_model(entry.name, overrides=_small(entry))
+    torch_view = trace_layer_table(ref.build(), ref.input_shape)
+    onnx_view = onnx_layer_table(export_onnx(ref, directory=tmp_path), ref.input_shape)
+    assert onnx_view.coverage.unknown == ()
+    assert onnx_view.flops_madd == torch_view.flops_madd
+    assert onnx_view.params == torch_view.params
+
+
+def test_shufflenet_v2_shuffle_and_concat_cost_memory_not_flops(tmp_path):
+    ref = resolve_model("v2", overrides={"resolution": 64})
+    for table in (trace_layer_table(ref.build(), ref.input_shape),
+                  onnx_layer_table(export_onnx(ref, directory=tmp_path), ref.input_shape)):
+        for kind in (OpKind.SHUFFLE, OpKind.CONCAT):
+            rows = [layer for layer in table.layers if layer.kind is kind]
+            assert len(rows) == 16, (table.source, kind)  # one per unit: 4 + 8 + 4
+            assert all(r.flops_madd == 0 and r.mac_elements > 0 for r in rows)
+
+
+def test_export_is_cached_by_content(tmp_path):
+    ref = resolve_model("g1", overrides={"resolution": 8})
+    first = export_onnx(ref, directory=tmp_path)
+    mtime = first.stat().st_mtime_ns
+    assert export_onnx(ref, directory=tmp_path) == first
+    assert first.stat().st_mtime_ns == mtime
+    other = export_onnx(resolve_model("g1", overrides={"resolution": 16}), directory=tmp_path)
+    assert other != first
