@@ -37,6 +37,12 @@ class ListFormat(str, Enum):
     json = "json"
 
 
+class ProfileFormat(str, Enum):
+    table = "table"
+    json = "json"
+    md = "md"
+
+
 class SortKey(str, Enum):
     order = "order"
     flops = "flops"
@@ -173,6 +179,111 @@ def check(
         _stdout().print(render_check(data, show_all=show_all, top=top))
     if strict and any(f.above for f in findings):
         raise typer.Exit(1)
+
+
+@app.command()
+@friendly
+def devices(
+    format: Annotated[ListFormat, typer.Option("--format", help="Output format.")] = ListFormat.table,
+) -> None:
+    """The device profiles shipped in devices/ (reference-only ones hold the papers' hardware figures)."""
+    from rich.table import Table
+
+    from .devices import list_profiles
+
+    profiles = list_profiles()
+    if format is ListFormat.json:
+        _echo_json({"schema": "shufflebench.devices/1", "devices": [p.to_dict() for p in profiles]})
+        return
+    table = Table(show_header=True, header_style="bold")
+    for column in ("device", "backend", "where", "threads", "batch", "description"):
+        table.add_column(column, overflow="fold")
+    for p in profiles:
+        where = "reference only" if not p.runnable else p.location
+        table.add_row(p.name, f"{p.backend} {p.provider if p.backend == 'onnxruntime' else ''}".strip(), where,
+                      str(p.threads), str(p.batch), p.description)
+    _stdout().print(table)
+
+
+BudgetOpt = Annotated[float, typer.Option("--budget", min=0.01, help="Seconds of timing per model (warm-up included).")]
+PrecisionOpt = Annotated[
+    float, typer.Option("--precision", min=0.0001, max=1.0, help="Stop when the 95% CI of the median is within "
+                        "this fraction of it.")
+]
+WarmupOpt = Annotated[int, typer.Option("--warmup", min=0, help="Warm-up runs, timed but kept apart.")]
+MinRunsOpt = Annotated[int, typer.Option("--min-runs", min=1, help="Timed runs always taken.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="A device profile name (see `devices`) or a .toml file.")]
+ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="Intra-op threads (default: the profile's).")]
+HostOpt = Annotated[Optional[str], typer.Option("--host", help="SSH destination of an ARM board (user@host).")]
+
+
+def sampling_policy(budget: float, precision: float, warmup: int, min_runs: int):
+    """The timing loop's stopping rule from the command-line options."""
+    from .measure.sampling import SamplingPolicy
+
+    return SamplingPolicy(warmup_runs=warmup, min_runs=min_runs, budget_s=budget, target_rel_ci=precision)
+
+
+def progress_reporter(label: str, budget: float):
+    """A transient progress bar on stderr, driven by the timing loop's on_progress callback."""
+    from contextlib import contextmanager
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    @contextmanager
+    def reporter():
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[runs]} runs"),
+                            TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+        task = progress.add_task(f"measuring {label}", total=budget, runs=0)
+
+        def update(phase: str, runs: int, elapsed: float) -> None:
+            progress.update(task, completed=min(elapsed, budget), runs=f"{runs} {phase}")
+
+        with progress:
+            yield update
+
+    return reporter()
+
+
+@app.command()
+@friendly
+def profile(
+    model: ModelArg,
+    device: DeviceOpt = "cpu",
+    width: WidthOpt = None,
+    groups: GroupsOpt = None,
+    resolution: ResolutionOpt = None,
+    batch: Annotated[Optional[int], typer.Option("--batch", help="Batch size (default: the profile's).")] = None,
+    threads: ThreadsOpt = None,
+    host: HostOpt = None,
+    input_shape: InputShapeOpt = None,
+    budget: BudgetOpt = 10.0,
+    precision: PrecisionOpt = 0.01,
+    warmup: WarmupOpt = 10,
+    min_runs: MinRunsOpt = 20,
+    output: Annotated[Optional[Path], typer.Option("--output", help="Write the JSON result to this file.")] = None,
+    format: Annotated[ProfileFormat, typer.Option("--format", help="Output format.")] = ProfileFormat.table,
+) -> None:
+    """Count a model and measure its latency on a device: theoretical cost next to actual speed."""
+    from .devices import resolve_device
+    from .profiling import profile_data, profile_model
+    from .report.files import write_json_atomic
+    from .report.profile import profile_markdown, render_profile
+
+    profile_ = resolve_device(device, host=host, threads=threads, batch=batch)
+    ref = model_ref(model, width, groups, resolution, profile_.batch, input_shape)
+    policy = sampling_policy(budget, precision, warmup, min_runs)
+    with progress_reporter(ref.label, budget) as update:
+        result = profile_model(ref, profile_, policy, on_progress=update)
+    data = profile_data(result)
+    if output is not None:
+        write_json_atomic(output, data)
+    if format is ProfileFormat.json:
+        _echo_json(data)
+    elif format is ProfileFormat.md:
+        typer.echo(profile_markdown(data), nl=False)
+    else:
+        _stdout().print(render_profile(data))
 
 
 def _figures(ref) -> list:

@@ -46,3 +46,12 @@ def summarize(table: LayerTable) -> CostSummary:
         mac_elements={"eager": table.total("mac_elements"), "deployed": table.total("mac_elements_deployed")},
         mac_bytes={"eager": table.total("mac_bytes"), "deployed": table.total("mac_bytes_deployed")},
     )
+
+
+def final_fc_madd(table: LayerTable) -> int:
+    """Multiply-adds of the last fully connected layer (0 when there is none): what a paper figure that leaves the
+    classifier out does not count."""
+    from .ops import OpKind
+
+    linears = [layer for layer in table.layers if layer.kind is OpKind.LINEAR]
+    return linears[-1].flops_madd if linears else 0

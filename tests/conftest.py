@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -20,7 +21,9 @@ def export_onnx(net, input_shape, path: Path) -> Path:
     import torch
 
     net = net.eval()
-    with torch.no_grad():
+    # The TorchScript exporter is deprecated but is the one asked for here (dynamo=False): silence only that notice.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export", category=DeprecationWarning)
         torch.onnx.export(
             net, torch.zeros(input_shape), str(path), dynamo=False, input_names=["x"], output_names=["y"],
             opset_version=17,
@@ -86,6 +89,12 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A port on 127.0.0.1 with no listener: connecting is refused."""
+    return free_port()
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,9 @@ import itertools
 
 import pytest
 import torch
+
+from shufflebench.cost import final_fc_madd
+from shufflebench.models import layer_table, resolve_model
 from torch import nn
 
 from shufflebench.errors import UsageError
@@ -34,21 +37,10 @@ def _final_fc(model: nn.Module) -> tuple[str, nn.Linear] | None:
 
 def _madd_and_params(spec: registry.ModelSpec) -> tuple[int, int, int]:
     """(multiply-adds of convolutions and linear layers, multiply-adds of the final FC alone, parameters incl. BN
-    affine) of ``spec`` at its own input shape, batch 1. fvcore for now; to be switched to the project's engine."""
-    from fvcore.nn import FlopCountAnalysis
-    from fvcore.nn.jit_handles import addmm_flop_jit, conv_flop_jit, linear_flop_jit
-
-    model, shape = _build(spec)
-    analysis = FlopCountAnalysis(model, torch.zeros(shape))
-    analysis.clear_op_handles()
-    analysis.set_op_handle(
-        "aten::_convolution", conv_flop_jit, "aten::addmm", addmm_flop_jit, "aten::linear", linear_flop_jit
-    )
-    analysis.unsupported_ops_warnings(False)
-    analysis.uncalled_modules_warnings(False)
-    fc = _final_fc(model)
-    fc_madd = analysis.by_module()[fc[0]] if fc else 0
-    return int(analysis.total()), int(fc_madd), sum(p.numel() for p in model.parameters())
+    affine) of ``spec`` at its own input shape, batch 1, from the project's counting engine."""
+    table = layer_table(resolve_model(spec.label))
+    assert table.coverage.complete, table.coverage.describe()
+    return table.flops_madd, final_fc_madd(table), table.params
 
 
 def _small(entry: registry.ModelEntry) -> registry.ModelSpec:

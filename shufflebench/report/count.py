@@ -10,10 +10,9 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from ..cost import summarize
+from ..cost import final_fc_madd, summarize
 from ..layer_table import LayerTable
 from ..models import ModelRef
-from ..ops import OpKind
 from .units import binary_bytes, shape, si
 
 COUNT_SCHEMA = "shufflebench.count/1"
@@ -104,10 +103,7 @@ def figure_dict(figure: Any) -> dict[str, Any]:
 def paper_comparison(figure: Any, table: LayerTable) -> dict[str, Any]:
     """A published figure next to this count, like with like: when the paper leaves the final FC out, so do we."""
     entry = figure_dict(figure)
-    ours = table.flops_madd
-    if entry.get("excludes_fc"):
-        linears = [layer for layer in table.layers if layer.kind is OpKind.LINEAR]
-        ours -= linears[-1].flops_madd if linears else 0
+    ours = table.flops_madd - (final_fc_madd(table) if entry.get("excludes_fc") else 0)
     entry["counted_flops_madd"] = ours
     entry["flops_madd_deviation"] = ours / entry["flops_madd"] - 1 if entry["flops_madd"] else None
     if entry.get("params"):

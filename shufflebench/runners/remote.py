@@ -300,6 +300,12 @@ def _stderr_tail(stderr: bytes, lines: int = 2, limit: int = 300) -> str:
     return text if len(text) <= limit else "..." + text[-(limit - 3):]
 
 
+def _clip(text: str, limit: int = 300) -> str:
+    """One line, at most `limit` characters, keeping the head (where error messages say what went wrong)."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _last_json(stdout: bytes) -> Optional[dict]:
     for line in reversed(stdout.decode("utf-8", "replace").splitlines()):
         line = line.strip()
@@ -370,7 +376,7 @@ def run_remote(target: Target, model_path, request: dict, timeout_s: Optional[fl
         raise MeasurementError(f"{target.label}: remote python failed with {_status_text(done.returncode)}: {tail}")
     error = answer.get("error")
     if error is not None:
-        kind, message = error.get("kind"), _stderr_tail(str(error.get("message", "")).encode(), lines=1)
+        kind, message = error.get("kind"), _clip(str(error.get("message", "")))
         if kind == "missing_onnxruntime":
             raise SetupError(f"{target.label} has no usable onnxruntime ({message}); {target.setup_hint}")
         if kind == "missing_provider":

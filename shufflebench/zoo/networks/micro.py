@@ -21,7 +21,7 @@ Everything else below is our choice, stated where it is made:
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
@@ -68,7 +68,11 @@ def _check_common(model: str, scale: int, base: str, resolution: int) -> None:
     check_minimum(model, "resolution", resolution, MICRO_MIN_RESOLUTION)
 
 
-def _input_shape(in_channels: Any) -> Any:
+def _input_shape(
+    in_channels: Callable[[Mapping[str, Any]], int],
+) -> Callable[[Mapping[str, Any], int], tuple[int, int, int, int]]:
+    """An ``input_shape`` function: (batch, first conv's input channels for the variant, resolution, resolution)."""
+
     def shape(variant: Mapping[str, Any], batch: int) -> tuple[int, int, int, int]:
         resolution = int(variant["resolution"])
         return (batch, in_channels(variant), resolution, resolution)
@@ -176,7 +180,7 @@ class FragmentBlock(nn.Module):
 
 def g3_width(structure: str, scale: int, base: str) -> int:
     """Width of every fragment of G3: ``round(c / sqrt(k))`` for k fragments, c = Table 3's x1 value times
-    ``scale``, so every structure has the FLOPs of the 1-fragment block (within 1.1%)."""
+    ``scale``, so every structure has the FLOPs of the 1-fragment block (within 1.2%)."""
     fragments, _ = G3_STRUCTURES[structure]
     return round(G3_CHANNELS[base] * scale / math.sqrt(fragments))
 

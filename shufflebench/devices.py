@@ -1,0 +1,206 @@
+"""Device profiles: one TOML file per device in ``devices/``, validated on load.
+
+A profile says what runs the model (backend, execution provider, threads, batch) and where (this machine, an SSH
+host, qemu-user emulation, or nowhere: a reference-only profile of a paper's device that holds published hardware
+figures for the analytic side). Unknown keys and bad values are refused with the file, the key and the reason.
+
+Fields (all top level unless noted):
+
+=====================  ==========================================================================================
+name                   the profile's name (what ``--device`` takes); must match the file name
+description            one line for ``shufflebench devices``
+kind                   ``cpu``, ``cuda`` or ``arm``
+backend                ``onnxruntime`` or ``torch``
+provider               onnxruntime execution provider (default ``CPUExecutionProvider``)
+threads                intra-op threads, >= 1 (default 1)
+batch                  batch size, >= 1 (default 1)
+location               ``local``, ``ssh``, ``emulated`` or ``reference`` (not runnable here)
+host                   SSH destination for ``location = "ssh"`` (``--host`` and ``SHUFFLEBENCH_ARM_HOST`` win)
+port                   SSH port (default: ssh's own choice, e.g. from ~/.ssh/config)
+ssh_options            extra ssh arguments, a list of strings (e.g. ``["-i", "~/.ssh/board", "-o", "ProxyJump=gw"]``)
+python                 the board's Python (default ``python3``)
+qemu_cpu               emulated CPU for ``location = "emulated"`` (e.g. ``cortex-a72``, ``neoverse-n1``, ``max``)
+optimization_level     onnxruntime graph optimization: ``all``, ``extended``, ``basic``, ``disabled``
+[hardware]             optional: ``peak_madd_per_s``, ``memory_bandwidth_bytes_per_s`` (> 0) and their ``source``
+=====================  ==========================================================================================
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError, allowed
+
+KINDS = ("cpu", "cuda", "arm")
+BACKENDS = ("onnxruntime", "torch")
+LOCATIONS = ("local", "ssh", "emulated", "reference")
+OPT_LEVELS = ("all", "extended", "basic", "disabled")
+HOST_ENV = "SHUFFLEBENCH_ARM_HOST"
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """Published or derived hardware figures, with where they come from."""
+
+    peak_madd_per_s: float | None = None
+    memory_bandwidth_bytes_per_s: float | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    """A validated device profile (see the module docstring for each field)."""
+
+    name: str
+    description: str
+    kind: str
+    backend: str
+    location: str
+    provider: str = "CPUExecutionProvider"
+    threads: int = 1
+    batch: int = 1
+    host: str = ""
+    port: int | None = None
+    ssh_options: tuple[str, ...] = ()
+    python: str = "python3"
+    qemu_cpu: str = "cortex-a72"
+    optimization_level: str = "all"
+    hardware: Hardware | None = None
+    path: str = ""
+
+    @property
+    def runnable(self) -> bool:
+        return self.location != "reference"
+
+    @property
+    def emulated(self) -> bool:
+        return self.location == "emulated"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items() if k not in ("hardware", "path")}
+        data["hardware"] = self.hardware.__dict__ if self.hardware else None
+        data["ssh_options"] = list(self.ssh_options)
+        data["runnable"] = self.runnable
+        data["emulated"] = self.emulated
+        return data
+
+
+_REQUIRED = ("name", "description", "kind", "backend", "location")
+_STRINGS = ("name", "description", "kind", "backend", "location", "provider", "host", "python", "qemu_cpu",
+            "optimization_level")
+_CHOICES = {"kind": KINDS, "backend": BACKENDS, "location": LOCATIONS, "optimization_level": OPT_LEVELS}
+_HARDWARE_KEYS = ("peak_madd_per_s", "memory_bandwidth_bytes_per_s", "source")
+
+
+def devices_dir() -> Path:
+    """The folder of shipped profiles: ``$SHUFFLEBENCH_DEVICES``, else ``devices/`` beside the package."""
+    env = os.environ.get("SHUFFLEBENCH_DEVICES")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "devices"
+
+
+def load_profile(path: str | Path) -> DeviceProfile:
+    """Read and validate one profile file; `UsageError` naming the file, the key and the reason otherwise."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"device profile {str(path)!r} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"device profile {path}: not valid TOML: {exc}") from None
+    return _validate(data, path)
+
+
+def _validate(data: dict[str, Any], path: Path) -> DeviceProfile:
+    def bad(key: str, reason: str) -> UsageError:
+        return UsageError(f"device profile {path}: {key}: {reason}")
+
+    known = {f for f in DeviceProfile.__dataclass_fields__ if f != "path"}
+    for key in data:
+        if key not in known:
+            raise bad(key, f"unknown key; allowed: {allowed(sorted(known))}")
+    for key in _REQUIRED:
+        if key not in data:
+            raise bad(key, "missing")
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in _STRINGS:
+            if not isinstance(value, str):
+                raise bad(key, f"{value!r} is not a string")
+            if key in _CHOICES and value not in _CHOICES[key]:
+                raise bad(key, f"{value!r} is not allowed; allowed: {allowed(_CHOICES[key])}")
+            values[key] = value
+        elif key in ("threads", "batch"):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise bad(key, f"{value!r} must be a whole number >= 1")
+            values[key] = value
+        elif key == "port":
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+                raise bad(key, f"{value!r} must be a port number from 1 to 65535")
+            values[key] = value
+        elif key == "ssh_options":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise bad(key, f"{value!r} must be a list of strings")
+            values[key] = tuple(value)
+        elif key == "hardware":
+            values[key] = _hardware(value, bad)
+    if values["name"] != path.stem:
+        raise bad("name", f"{values['name']!r} must match the file name {path.stem!r}")
+    if values["location"] == "emulated" and values["kind"] != "arm":
+        raise bad("location", "emulation is for kind = \"arm\" only")
+    return DeviceProfile(**values, path=str(path))
+
+
+def _hardware(value: Any, bad) -> Hardware:
+    if not isinstance(value, dict):
+        raise bad("hardware", "must be a table")
+    for key in value:
+        if key not in _HARDWARE_KEYS:
+            raise bad(f"hardware.{key}", f"unknown key; allowed: {allowed(_HARDWARE_KEYS)}")
+    numbers = {}
+    for key in _HARDWARE_KEYS[:2]:
+        if key in value:
+            number = value[key]
+            if isinstance(number, bool) or not isinstance(number, (int, float)) or number <= 0:
+                raise bad(f"hardware.{key}", f"{number!r} must be a positive number")
+            numbers[key] = float(number)
+    if numbers and not value.get("source"):
+        raise bad("hardware.source", "hardware figures need their source")
+    return Hardware(**numbers, source=str(value.get("source", "")))
+
+
+def list_profiles() -> list[DeviceProfile]:
+    """Every shipped profile, by name."""
+    return [load_profile(p) for p in sorted(devices_dir().glob("*.toml"))]
+
+
+def resolve_device(
+    name_or_path: str, *, host: str | None = None, threads: int | None = None, batch: int | None = None
+) -> DeviceProfile:
+    """A profile by name (from ``devices/``) or by file path, with command-line overrides applied and checked."""
+    candidate = Path(name_or_path)
+    if name_or_path.endswith(".toml") or candidate.is_file():
+        profile = load_profile(candidate)
+    else:
+        path = devices_dir() / f"{name_or_path}.toml"
+        if not path.is_file():
+            names = [p.stem for p in sorted(devices_dir().glob("*.toml"))]
+            raise UsageError(f"unknown device {name_or_path!r}; known: {allowed(names)} (or a profile .toml file)")
+        profile = load_profile(path)
+    if threads is not None:
+        if threads < 1:
+            raise UsageError(f"--threads {threads} is not allowed; it must be a whole number >= 1")
+        profile = replace(profile, threads=threads)
+    if batch is not None:
+        if batch < 1:
+            raise UsageError(f"--batch {batch} is not allowed; it must be a positive integer")
+        profile = replace(profile, batch=batch)
+    if profile.location == "ssh":
+        chosen = host or os.environ.get(HOST_ENV) or profile.host
+        profile = replace(profile, host=chosen)
+    elif host:
+        raise UsageError(f"--host applies to SSH devices; {profile.name} runs {profile.location}")
+    return profile

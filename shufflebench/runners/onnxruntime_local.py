@@ -1,0 +1,80 @@
+"""onnxruntime on this machine, in this process: the CPU and CUDA execution providers.
+
+The same `board_runner.run` that measures on ARM boards measures here, in-process, so local and remote numbers come
+from one timing loop. With the CUDA provider the input and output are bound on the GPU (IO binding), so host<->device
+copies are not timed; onnxruntime synchronizes its CUDA stream at the end of every run, so the wall-clock bracket
+around a run covers the GPU work.
+"""
+
+from __future__ import annotations
+
+from ..devices import DeviceProfile
+from ..errors import MeasurementError, SetupError
+from ..export import export_onnx
+from ..measure import board_runner
+from ..measure.sampling import SamplingPolicy
+from ..measure.stats import Measurement
+from ..measure.sampling import Samples
+from ..models import ModelRef
+from .base import INPUT_NAME, SEED, Progress, RunResult
+
+CUDA_HINT = "install the GPU build: pip uninstall onnxruntime && pip install onnxruntime-gpu"
+
+
+def board_request(ref: ModelRef, profile: DeviceProfile, policy: SamplingPolicy, model: str, *,
+                  return_outputs: bool) -> dict:
+    """The `board_runner` request for ``ref`` on ``profile`` (shared by the local and the remote runners)."""
+    request = {
+        "model": model,
+        "inputs": {INPUT_NAME: {"shape": list(ref.input_shape), "dtype": "float32"}},
+        "seed": SEED,
+        "intra_op_threads": profile.threads,
+        "graph_optimization_level": profile.optimization_level,
+        "providers": [profile.provider] + (["CPUExecutionProvider"] if profile.provider != "CPUExecutionProvider" else []),
+        "policy": policy.to_dict(),
+        "return_outputs": return_outputs,
+    }
+    if ref.source == "onnx":
+        request["inputs"] = {}  # the file's own input name; dynamic dimensions from ref.input_shape are not needed
+        request["inputs"] = {_onnx_input_name(ref): {"shape": list(ref.input_shape), "dtype": "float32"}}
+    if profile.provider == "CUDAExecutionProvider":
+        request["io_binding"] = True
+    return request
+
+
+def _onnx_input_name(ref: ModelRef) -> str:
+    import onnx
+
+    model = onnx.load(str(ref.path), load_external_data=False)
+    initializers = {i.name for i in model.graph.initializer}
+    return next(i.name for i in model.graph.input if i.name not in initializers)
+
+
+def result_from_board(answer: dict, *, emulated: bool) -> RunResult:
+    """Turn a `board_runner` answer into a `RunResult` (outputs decoded when present)."""
+    samples = Samples.from_dict(answer)
+    outputs = board_runner.decode_outputs(answer) if "outputs" in answer else None
+    environment = dict(answer["environment"])
+    environment["emulated"] = bool(environment.get("emulated")) or emulated
+    return RunResult(Measurement.from_samples(samples), environment, answer["session"],
+                     environment["emulated"], outputs, answer.get("load_s"))
+
+
+class OnnxRuntimeRunner:
+    """onnxruntime with the profile's execution provider, threads and optimization level, in this process."""
+
+    def __init__(self, profile: DeviceProfile) -> None:
+        self.profile = profile
+
+    def measure(self, ref: ModelRef, policy: SamplingPolicy, *, on_progress: Progress = None,
+                return_outputs: bool = False) -> RunResult:
+        """Export (cached), then time `InferenceSession.run` under ``policy``."""
+        path = export_onnx(ref)
+        request = board_request(ref, self.profile, policy, str(path), return_outputs=return_outputs)
+        try:
+            answer = board_runner.run(request, on_progress=on_progress)
+        except board_runner.RunnerError as exc:
+            if exc.kind == "missing_provider":
+                raise SetupError(f"device {self.profile.name}: {exc.message}; {CUDA_HINT}") from None
+            raise MeasurementError(f"device {self.profile.name}: {exc.message}") from None
+        return result_from_board(answer, emulated=False)

@@ -1,0 +1,91 @@
+"""torch eager on this machine's CPU or CUDA GPU.
+
+CPU: ``torch.set_num_threads`` from the profile (restored afterwards), inference mode, wall-clock timing.
+
+CUDA: cudnn benchmark mode on (as the ShuffleNet V2 paper measured), model and input on the GPU before timing, and
+the timing loop's clock replaced by `CudaEventClock`: each reading records a CUDA event and waits for it, so the
+difference of two readings is the GPU timeline between them -- the kernels of one run, launch gaps included, and
+no host-side copy.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from ..devices import DeviceProfile
+from ..errors import SetupError, UsageError
+from ..measure import environment
+from ..measure.sampling import SamplingPolicy, collect
+from ..measure.stats import Measurement
+from ..models import ModelRef
+from .base import INPUT_NAME, Progress, RunResult, seeded_inputs
+
+
+class CudaEventClock:
+    """A clock (seconds) on the GPU timeline: record an event, synchronize on it, read its time since the first."""
+
+    def __init__(self, torch_module: Any) -> None:
+        self._cuda = torch_module.cuda
+        self._start = self._cuda.Event(enable_timing=True)
+        self._start.record()
+        self._start.synchronize()
+
+    def __call__(self) -> float:
+        event = self._cuda.Event(enable_timing=True)
+        event.record()
+        event.synchronize()
+        return self._start.elapsed_time(event) / 1000.0  # elapsed_time is in milliseconds
+
+
+def require_cuda(torch_module: Any, device_name: str) -> None:
+    """`SetupError` unless torch sees a CUDA GPU."""
+    if not torch_module.cuda.is_available():
+        raise SetupError(
+            f"device {device_name} needs a CUDA GPU, and torch {torch_module.__version__} sees none "
+            "(a CPU build of torch, or no GPU on this machine)"
+        )
+
+
+class TorchRunner:
+    """torch eager inference with the profile's threads (CPU) or on the GPU (CUDA)."""
+
+    def __init__(self, profile: DeviceProfile) -> None:
+        self.profile = profile
+
+    def measure(self, ref: ModelRef, policy: SamplingPolicy, *, on_progress: Progress = None,
+                return_outputs: bool = False) -> RunResult:
+        """Time ``model(input)`` under ``policy`` on the profile's device."""
+        import torch
+
+        if ref.source == "onnx":
+            raise UsageError(f"device {self.profile.name} runs torch models; {ref.label} is an ONNX file")
+        cuda = self.profile.kind == "cuda"
+        if cuda:
+            require_cuda(torch, self.profile.name)
+        model = ref.build()
+        feed = torch.from_numpy(seeded_inputs(ref.input_shape)[INPUT_NAME])
+        previous_threads = torch.get_num_threads()
+        previous_benchmark = torch.backends.cudnn.benchmark
+        clock: Callable[[], float] = time.perf_counter
+        try:
+            torch.set_num_threads(self.profile.threads)
+            if cuda:
+                torch.backends.cudnn.benchmark = True
+                model, feed = model.cuda(), feed.cuda()
+                clock = CudaEventClock(torch)
+            with torch.inference_mode():
+                run_once = lambda: model(feed)  # noqa: E731
+                samples = collect(run_once, policy, clock=clock, on_progress=on_progress)
+                outputs = {"output": model(feed).float().cpu().numpy()} if return_outputs else None
+        finally:
+            torch.set_num_threads(previous_threads)
+            torch.backends.cudnn.benchmark = previous_benchmark
+        provider = f"torch-{'cuda' if cuda else 'cpu'}"
+        env = environment.capture(threads=self.profile.threads, provider=provider)
+        session = {"backend": "torch", "device": "cuda" if cuda else "cpu", "threads": self.profile.threads,
+                   "cudnn_benchmark": cuda, "timing": "cuda events" if cuda else "perf_counter",
+                   "torch": torch.__version__}
+        if cuda:
+            env["gpu"] = torch.cuda.get_device_name(0)
+        return RunResult(Measurement.from_samples(samples), env, session, False, outputs)

@@ -1,0 +1,247 @@
+"""The timing loop and the median's confidence interval, with a fake clock and seeded noise (no real timing)."""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+from fractions import Fraction
+
+import pytest
+
+from shufflebench.measure.sampling import (
+    Samples,
+    SamplingPolicy,
+    collect,
+    median_ci,
+    median_ci_ranks,
+)
+
+
+class FakeClock:
+    """A clock that only moves when a fake run says so: each run advances it by the next duration given."""
+
+    def __init__(self, durations):
+        self.now = 100.0
+        self._durations = iter(durations)
+        self.runs = 0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def run_once(self) -> None:
+        self.now += next(self._durations)
+        self.runs += 1
+
+
+def noisy(mean_s: float, rel_sd: float, seed: int):
+    """Endless Gaussian durations around `mean_s` with relative standard deviation `rel_sd` (never below 1% of it)."""
+    rng = random.Random(seed)
+    while True:
+        yield max(mean_s * 0.01, rng.gauss(mean_s, mean_s * rel_sd))
+
+
+def run(policy: SamplingPolicy, durations) -> tuple:
+    clock = FakeClock(durations)
+    return collect(clock.run_once, policy, clock=clock), clock
+
+
+# --- the policy ----------------------------------------------------------------------------------------------------
+
+
+def test_policy_defaults():
+    p = SamplingPolicy()
+    assert (p.warmup_runs, p.min_runs, p.max_runs, p.budget_s, p.target_rel_ci, p.confidence, p.check_every) == (
+        10, 20, 100000, 10.0, 0.01, 0.95, 10,
+    )
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("warmup_runs", -1),
+        ("warmup_runs", 1.5),
+        ("min_runs", 0),
+        ("min_runs", True),
+        ("max_runs", 5),  # below min_runs=20
+        ("budget_s", 0),
+        ("budget_s", math.inf),
+        ("budget_s", "10"),
+        ("target_rel_ci", 0.0),
+        ("target_rel_ci", math.nan),
+        ("confidence", 1.0),
+        ("confidence", 0.0),
+        ("check_every", 0),
+    ],
+)
+def test_policy_rejects_bad_values_naming_the_field(field, value):
+    with pytest.raises(ValueError, match=rf"SamplingPolicy\.{field}="):
+        SamplingPolicy(**{field: value})
+
+
+def test_policy_dict_round_trip_and_unknown_fields():
+    p = SamplingPolicy(warmup_runs=1, min_runs=3, budget_s=1.0)
+    assert SamplingPolicy.from_dict(p.to_dict()) == p
+    with pytest.raises(ValueError, match="unknown field 'runs'"):
+        SamplingPolicy.from_dict({"runs": 3})
+
+
+# --- the order-statistic confidence interval of the median ---------------------------------------------------------
+
+
+def brute_force_ranks(n: int, confidence: float):
+    """Largest l with exact coverage 1 - 2 * P(Binomial(n, 1/2) <= l - 1) >= confidence, in exact arithmetic."""
+    target = Fraction(confidence)
+    best = None
+    below = 0  # sum of C(n, j) for j <= l - 1
+    for lower in range(1, n // 2 + 2):
+        below += math.comb(n, lower - 1)
+        coverage = 1 - Fraction(2 * below, 2**n)
+        if coverage < target:
+            break
+        best = lower
+    return None if best is None else (best, n - best + 1)
+
+
+def test_ranks_hand_worked_n20_at_95():
+    # P(B <= 5) = 21700 / 2**20 = 0.0207, so [x_(6), x_(15)] covers 95.86%;
+    # P(B <= 6) = 60460 / 2**20 = 0.0577 would leave only 88.5% for [x_(7), x_(14)].
+    assert sum(math.comb(20, j) for j in range(6)) == 21700
+    assert median_ci_ranks(20, 0.95) == (6, 15)
+
+
+@pytest.mark.parametrize("confidence", [0.5, 0.8, 0.9, 0.95, 0.99, 0.999])
+def test_ranks_match_exact_brute_force(confidence):
+    for n in list(range(1, 121)) + [255, 1000, 1001]:
+        assert median_ci_ranks(n, confidence) == brute_force_ranks(n, confidence), n
+
+
+def test_ranks_need_six_runs_at_95():
+    # [min, max] covers 1 - 2 / 2**n: 93.75% at n=5, 96.9% at n=6.
+    assert median_ci_ranks(5, 0.95) is None
+    assert median_ci_ranks(6, 0.95) == (1, 6)
+    assert median_ci_ranks(0, 0.95) is None
+
+
+def test_ranks_large_n_near_normal_approximation():
+    n = 100000
+    lower, upper = median_ci_ranks(n, 0.95)
+    expected = n / 2 - 1.959964 * math.sqrt(n) / 2
+    assert abs(lower - expected) <= 2
+    assert upper == n - lower + 1
+
+
+def test_median_ci_values_are_order_statistics():
+    values = list(range(20))
+    random.Random(3).shuffle(values)
+    assert median_ci(values, 0.95) == (5, 14)  # ranks 6 and 15, 1-based
+    assert median_ci([1.0, 2.0, 3.0], 0.95) is None
+
+
+# --- the loop ------------------------------------------------------------------------------------------------------
+
+
+def test_quiet_run_stops_on_precision_at_min_runs():
+    samples, clock = run(SamplingPolicy(), noisy(1e-3, 0.001, seed=1))
+    assert samples.stop_reason == "precision"
+    assert len(samples.samples_s) == 20
+    assert len(samples.warmup_s) == 10
+    assert clock.runs == 30
+
+
+def test_warmups_are_timed_and_kept_apart():
+    warm = [5e-3, 4e-3, 3e-3]
+    durations = iter(warm + [1e-3] * 1000)
+    samples, _ = run(SamplingPolicy(warmup_runs=3), durations)
+    assert samples.warmup_s == pytest.approx(tuple(warm), rel=1e-9)
+    assert max(samples.samples_s) == pytest.approx(1e-3, rel=1e-9)
+
+
+def test_samples_are_not_rounded():
+    odd = 1.234567890123e-3
+    samples, _ = run(SamplingPolicy(warmup_runs=0, min_runs=6), iter([odd] * 100))
+    # The fake clock starts at 100.0, so the subtraction itself is exact only to ~1e-14; no rounding beyond that.
+    assert all(abs(s - odd) < 1e-13 for s in samples.samples_s)
+    assert samples.samples_s[0] != round(samples.samples_s[0], 9)
+
+
+def test_very_noisy_run_stops_on_budget_counting_warmups():
+    policy = SamplingPolicy(warmup_runs=10, budget_s=0.5)
+    samples, _ = run(policy, noisy(1e-3, 0.30, seed=2))
+    assert samples.stop_reason == "budget"
+    spent = sum(samples.warmup_s) + sum(samples.samples_s)
+    # It stops at the first run that crosses the budget, and the budget's clock started before the warm-up runs.
+    assert spent >= policy.budget_s
+    assert spent - samples.samples_s[-1] < policy.budget_s
+    assert samples.elapsed_s == pytest.approx(spent, rel=1e-9)
+
+
+def test_max_runs_ends_a_noisy_run():
+    samples, _ = run(SamplingPolicy(warmup_runs=0, max_runs=50, budget_s=1e9), noisy(1e-3, 0.30, seed=4))
+    assert samples.stop_reason == "max_runs"
+    assert len(samples.samples_s) == 50
+
+
+def test_min_runs_are_taken_even_past_the_budget():
+    samples, _ = run(SamplingPolicy(warmup_runs=2, min_runs=5, budget_s=0.1), noisy(1.0, 0.2, seed=5))
+    assert samples.stop_reason == "budget"
+    assert len(samples.samples_s) == 5
+    assert len(samples.warmup_s) == 2
+
+
+def test_precision_is_checked_every_check_every_runs():
+    policy = SamplingPolicy(warmup_runs=0, min_runs=20, check_every=10, budget_s=1e9)
+    samples, _ = run(policy, noisy(1e-3, 0.05, seed=6))
+    n = len(samples.samples_s)
+    assert samples.stop_reason == "precision"
+    assert n > policy.min_runs and (n - policy.min_runs) % policy.check_every == 0
+
+    def precise(values):
+        lo, hi = median_ci(values, policy.confidence)
+        mid = statistics.median(values)
+        return mid - lo <= policy.target_rel_ci * mid and hi - mid <= policy.target_rel_ci * mid
+
+    assert precise(list(samples.samples_s))
+    assert not precise(list(samples.samples_s[: n - policy.check_every]))  # the check before did not pass
+
+
+def test_a_budget_stop_that_meets_the_target_reports_precision():
+    # Noisy first 20 runs fail the check at min_runs; 40 identical runs later the median's CI has zero width, but
+    # the next check (check_every=100) is far away: the budget ends it and the final check sees the precision.
+    noise = noisy(1e-3, 0.5, seed=7)
+    durations = [next(noise) for _ in range(20)] + [1e-3] * 1000
+    policy = SamplingPolicy(warmup_runs=0, min_runs=20, check_every=100, budget_s=sum(durations[:60]) - 1e-12)
+    samples, _ = run(policy, iter(durations))
+    assert len(samples.samples_s) == 60
+    assert samples.stop_reason == "precision"
+
+
+def test_collect_is_deterministic_for_a_seed():
+    policy = SamplingPolicy(warmup_runs=3, budget_s=0.2)
+    first, _ = run(policy, noisy(1e-3, 0.1, seed=8))
+    second, _ = run(policy, noisy(1e-3, 0.1, seed=8))
+    assert first == second
+
+
+def test_progress_reports_each_run():
+    seen = []
+    clock = FakeClock(noisy(1e-3, 0.001, seed=9))
+    collect(clock.run_once, SamplingPolicy(warmup_runs=2), clock=clock, on_progress=lambda *a: seen.append(a))
+    assert [(phase, n) for phase, n, _ in seen] == [("warmup", 1), ("warmup", 2)] + [("timed", i) for i in range(1, 21)]
+    assert all(later[2] >= earlier[2] for earlier, later in zip(seen, seen[1:]))
+
+
+def test_samples_dict_round_trip():
+    samples, _ = run(SamplingPolicy(warmup_runs=1, min_runs=6), noisy(1e-3, 0.001, seed=10))
+    assert Samples.from_dict(samples.to_dict()) == samples
+    with pytest.raises(ValueError, match="stop_reason"):
+        Samples.from_dict(dict(samples.to_dict(), stop_reason="bored"))
+
+
+def test_many_runs_stay_cheap():
+    # 20000 runs with a precision check every 10: the incremental sort and O(sqrt n) ranks keep this well under
+    # a second (a full sort per check would not).
+    samples, _ = run(SamplingPolicy(warmup_runs=0, max_runs=20000, budget_s=1e9, target_rel_ci=1e-6),
+                     noisy(1e-3, 0.3, seed=11))
+    assert samples.stop_reason == "max_runs"
+    assert len(samples.samples_s) == 20000
