@@ -6,12 +6,13 @@ Latency values are never asserted: only the structure of results (positive sampl
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -225,10 +226,12 @@ def test_remote_crash_is_a_measurement_error_with_the_stderr_tail(tiny_onnx, tmp
         run_remote(LocalPython(str(crashing)), tiny_onnx, {"policy": TINY_POLICY}, timeout_s=60)
 
 
-def test_timeout_is_a_measurement_error(tiny_onnx):
+def test_timeout_is_a_measurement_error_and_cleans_up(tiny_onnx, tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
     slow = {"policy": {"warmup_runs": 0, "min_runs": 10**9, "max_runs": 10**9, "budget_s": 600}}
     with pytest.raises(MeasurementError, match=r"no result within timeout_s=1\.5 s"):
         run_remote(LocalPython(), tiny_onnx, slow, timeout_s=1.5)
+    assert list(tmp_path.glob("shufflebench-*")) == []  # stopped with SIGTERM, the bootstrap removed its folder
 
 
 def test_bad_input_is_refused_before_starting(tiny_onnx, tmp_path):
@@ -278,6 +281,21 @@ def test_ssh_end_to_end(sshd, tiny_onnx):
     check_result_structure(result)
     assert result["target"]["kind"] == "SshTarget" and result["target"]["emulated"] is False
     np.testing.assert_allclose(board_runner.decode_outputs(result)["y"], reference_outputs(tiny_onnx)["y"], atol=1e-6)
+
+
+@pytest.mark.ssh
+def test_ssh_timeout_leaves_nothing_running_on_the_board(sshd, tiny_onnx):
+    """The host gives up at timeout_s; the board's bootstrap stops itself at its deadline and removes its folder."""
+    before = set(Path(tempfile.gettempdir()).glob("shufflebench-*"))
+    target = SshTarget(sshd.host, port=sshd.port, ssh_options=sshd.options, python=sys.executable)
+    slow = {"policy": {"warmup_runs": 0, "min_runs": 10**9, "max_runs": 10**9, "budget_s": 600}}
+    with pytest.raises(MeasurementError, match=r"no result within timeout_s=1\.5 s"):
+        run_remote(target, tiny_onnx, slow, timeout_s=1.5)
+    assert set(Path(tempfile.gettempdir()).glob("shufflebench-*")) - before, "the board side should still be running"
+    deadline = time.monotonic() + 15
+    while set(Path(tempfile.gettempdir()).glob("shufflebench-*")) - before:
+        assert time.monotonic() < deadline, "the remote bootstrap did not stop and clean up by its deadline"
+        time.sleep(0.2)
 
 
 @pytest.mark.ssh

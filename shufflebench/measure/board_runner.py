@@ -203,7 +203,7 @@ def decode_outputs(result: dict) -> dict:
 
 def _import_runtime():
     try:
-        import numpy  # noqa: F401
+        import numpy  # noqa: F401  (checked first: onnxruntime and make_inputs both need it)
         import onnxruntime
     except ImportError as exc:
         raise RunnerError("missing_onnxruntime", f"cannot import onnxruntime/numpy with {sys.executable}: {exc}")

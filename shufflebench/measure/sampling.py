@@ -239,3 +239,61 @@ def collect(
         policy=policy,
         elapsed_s=clock() - started,
     )
+
+
+def collect_interleaved(
+    run_onces: Sequence[Callable[[], object]],
+    policy: SamplingPolicy = SamplingPolicy(),
+    clock: Callable[[], float] = time.perf_counter,
+    on_progress: Optional[Callable[[str, int, float], None]] = None,
+) -> list:
+    """Time several models round-robin, so drift on a noisy machine hits all of them alike.
+
+    Each round runs every model once, the starting model rotating from round to round (A B C, B C A, C A B, ...)
+    so no model always runs first. Sample ``i`` of every model comes from round ``i``: the lists are paired, which
+    a paired comparison (a latency ratio per round) relies on. Warm-up rounds come first and are kept apart. Stops
+    when every model's median CI meets ``policy.target_rel_ci`` (checked at ``min_runs`` rounds and every
+    ``check_every`` after), when ``budget_s`` (for all models together, warm-up included) is spent, or at ``max_runs``
+    rounds. Returns one `Samples` per model, in the order given; ``elapsed_s`` is the whole call's.
+
+    on_progress(phase, rounds_done, elapsed_s) is called after every round.
+    """
+    count = len(run_onces)
+    if count == 0:
+        raise ValueError("collect_interleaved needs at least one run_once")
+    started = clock()
+
+    def one_round(index: int, into: list) -> None:
+        for k in range(count):
+            which = (index + k) % count
+            before = clock()
+            run_onces[which]()
+            into[which].append(clock() - before)
+
+    warmups = [[] for _ in range(count)]
+    for r in range(policy.warmup_runs):
+        one_round(r, warmups)
+        if on_progress is not None:
+            on_progress("warmup", r + 1, clock() - started)
+    samples = [[] for _ in range(count)]
+    stop_reason = None
+    rounds = 0
+    while stop_reason is None:
+        one_round(rounds, samples)
+        rounds += 1
+        now = clock()
+        if on_progress is not None:
+            on_progress("timed", rounds, now - started)
+        if rounds < policy.min_runs:
+            continue
+        checking = (rounds - policy.min_runs) % policy.check_every == 0
+        if checking or rounds >= policy.max_runs or now - started >= policy.budget_s:
+            precise = all(_precise_enough(sorted(s), policy) for s in samples)
+            if precise:
+                stop_reason = "precision"
+            elif rounds >= policy.max_runs:
+                stop_reason = "max_runs"
+            elif now - started >= policy.budget_s:
+                stop_reason = "budget"
+    elapsed = clock() - started
+    return [Samples(tuple(s), tuple(w), stop_reason, policy, elapsed) for s, w in zip(samples, warmups)]

@@ -63,10 +63,12 @@ magic = MAGIC_LITERAL
 if read(len(magic)) != magic:
     fail("bad_bundle", "stdin does not start with a shufflebench bundle")
 header = json.loads(read(struct.unpack(">Q", read(8))[0]).decode("utf-8"))
-def expire(signum, frame):
-    raise SystemExit("shufflebench: remote deadline of %s s passed" % header["deadline_s"])
-if hasattr(signal, "SIGALRM") and header.get("deadline_s"):
-    signal.signal(signal.SIGALRM, expire)
+def stop(signum, frame):
+    raise SystemExit("shufflebench: stopped by signal %d (host timeout or lost connection)" % signum)
+for name in ("SIGTERM", "SIGHUP", "SIGALRM"):
+    if hasattr(signal, name):
+        signal.signal(getattr(signal, name), stop)
+if hasattr(signal, "alarm") and header.get("deadline_s"):
     signal.alarm(int(header["deadline_s"]))
 work = tempfile.mkdtemp(prefix="shufflebench-")
 status = 2
@@ -328,6 +330,18 @@ def _status_text(returncode: int) -> str:
     return f"status {returncode}"
 
 
+def _stop(proc: subprocess.Popen, grace_s: float = 5.0) -> None:
+    """SIGTERM first, so the bootstrap removes its temporary directory (it turns the signal into a clean exit);
+    SIGKILL after `grace_s` seconds. For ssh, ending the client closes the channel; the remote side then stops on
+    its own deadline."""
+    proc.terminate()
+    try:
+        proc.communicate(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+
+
 def run_remote(target: Target, model_path, request: dict, timeout_s: Optional[float] = None) -> dict:
     """Measure `model_path` on `target` with `request` (board_runner's schema; its "model" key is set here).
 
@@ -354,17 +368,26 @@ def run_remote(target: Target, model_path, request: dict, timeout_s: Optional[fl
     target.check()
 
     # The remote side gives up a little after the host does, so a board never keeps running an abandoned job.
-    bundle = make_bundle(model_path, request, deadline_s=timeout_s + 5)
+    bundle = make_bundle(model_path, request, deadline_s=timeout_s + 2)
     argv = target.argv(["-c", BOOTSTRAP])
     try:
-        done = subprocess.run(argv, input=bundle, capture_output=True, timeout=timeout_s, env=target.env())
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=target.env()
+        )
+    except OSError as exc:
+        raise SetupError(f"{target.label}: cannot start {argv[0]}: {exc.strerror or exc}") from None
+    try:
+        stdout, stderr = proc.communicate(bundle, timeout=timeout_s)
     except subprocess.TimeoutExpired:
+        _stop(proc)
         raise MeasurementError(
             f"{target.label}: no result within timeout_s={timeout_s:g} s; raise the timeout or lower the sampling "
             f"budget (budget_s={policy.budget_s:g})"
         ) from None
-    except OSError as exc:
-        raise SetupError(f"{target.label}: cannot start {argv[0]}: {exc.strerror or exc}") from None
+    except BaseException:  # Ctrl-C: leave no process behind
+        _stop(proc)
+        raise
+    done = subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
 
     answer = _last_json(done.stdout)
     if answer is None:
@@ -376,7 +399,11 @@ def run_remote(target: Target, model_path, request: dict, timeout_s: Optional[fl
         raise MeasurementError(f"{target.label}: remote python failed with {_status_text(done.returncode)}: {tail}")
     error = answer.get("error")
     if error is not None:
-        kind, message = error.get("kind"), _clip(str(error.get("message", "")))
+        # Name the user's model, not the remote temporary copy onnxruntime reported.
+        message = re.sub(
+            r"\S*shufflebench-[^/\s]+/" + re.escape(MODEL_FILE), lambda _: str(model_path), str(error.get("message", ""))
+        )
+        kind, message = error.get("kind"), _clip(message)
         if kind == "missing_onnxruntime":
             raise SetupError(f"{target.label} has no usable onnxruntime ({message}); {target.setup_hint}")
         if kind == "missing_provider":

@@ -1,0 +1,169 @@
+"""Per-operator time (the ShuffleNet V2 paper's Figure 2): onnxruntime's executed kernels, mapped back to the exported
+graph and grouped by operator category, each category's share of time next to its share of FLOPs and of MAC.
+
+onnxruntime rewrites the graph before it runs it: batch norm folds into a convolution, an activation fuses into it
+(``FusedConv``, or an NCHWc ``Conv`` named after the activation's output), a channel split becomes ``Split``, and
+layout conversions (``ReorderInput``/``ReorderOutput``) are inserted. The report is honest about that:
+
+* every executed kernel is one row, with the exported nodes it covers: the node of the same name, or the node whose
+  output names it, plus the exported nodes that vanished in optimization and fed only into it (folded batch norms,
+  fused activations);
+* inserted kernels that cover no exported node are their own category, ``inserted``;
+* shares are of the summed kernel time (they add up to 100%), and the gap between that sum and the end-to-end run
+  time is shown as framework overhead.
+
+The FLOPs and MAC shares come from the layer table (torch view, deployed MAC) grouped by the same categories.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .layer_table import LayerTable
+from .ops import OpKind
+
+CATEGORIES = ("dense conv", "depthwise conv", "group conv", "element-wise", "shuffle/concat/split/transpose",
+              "pooling", "other", "inserted")
+
+_KIND_CATEGORY = {
+    OpKind.CONV: "dense conv", OpKind.LINEAR: "dense conv",
+    OpKind.DEPTHWISE_CONV: "depthwise conv", OpKind.GROUP_CONV: "group conv",
+    OpKind.ACTIVATION: "element-wise", OpKind.ADD: "element-wise", OpKind.MUL: "element-wise",
+    OpKind.BATCH_NORM: "element-wise",
+    OpKind.SHUFFLE: "shuffle/concat/split/transpose", OpKind.CONCAT: "shuffle/concat/split/transpose",
+    OpKind.SPLIT: "shuffle/concat/split/transpose", OpKind.TRANSPOSE: "shuffle/concat/split/transpose",
+    OpKind.COPY: "shuffle/concat/split/transpose", OpKind.RESHAPE: "shuffle/concat/split/transpose",
+    OpKind.POOL: "pooling", OpKind.OTHER: "other",
+}
+_ELEMENTWISE_OPS = {"Relu", "Clip", "Add", "Sum", "Mul", "Sub", "Div", "BatchNormalization", "Sigmoid", "HardSigmoid",
+                    "HardSwish", "LeakyRelu"}
+_DATA_OPS = {"Concat", "Split", "Slice", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"}
+_POOL_OPS = {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean"}
+_FOLDABLE = {"BatchNormalization", "Relu", "Clip", "Sigmoid", "HardSigmoid", "LeakyRelu"}
+_SUFFIXES = ("_nchwc",)
+
+
+def category_of_kind(kind: OpKind) -> str:
+    """The breakdown category of a layer-table kind."""
+    return _KIND_CATEGORY.get(kind, "other")
+
+
+def category_of_kernel(op: str, group: int | None, in_channels: int | None) -> str:
+    """The category of an executed kernel from its op type and, for convolutions, its groups and input channels."""
+    if op in ("Conv", "FusedConv", "ConvTranspose"):
+        if not group or group == 1:
+            return "dense conv"
+        return "depthwise conv" if in_channels is not None and group == in_channels else "group conv"
+    if op in ("Gemm", "MatMul", "FusedGemm", "FusedMatMul"):
+        return "dense conv"
+    if op in _ELEMENTWISE_OPS:
+        return "element-wise"
+    if op in _DATA_OPS:
+        return "shuffle/concat/split/transpose"
+    if op in _POOL_OPS:
+        return "pooling"
+    return "other"
+
+
+@dataclass(frozen=True)
+class KernelTime:
+    """One executed kernel: mean time per run (microseconds), category, and the exported nodes it covers."""
+
+    name: str
+    op: str
+    category: str
+    time_us: float
+    covers: tuple[str, ...]
+
+
+def map_kernels(node_profile: dict[str, Any], exported_nodes: list[dict[str, Any]]) -> list[KernelTime]:
+    """Attribute onnxruntime's kernels (``node_profile``, see `board_runner`) to the exported graph's nodes.
+
+    ``exported_nodes``: ``[{"name", "op_type", "inputs", "outputs"}]`` of the model as exported, in graph order.
+    """
+    by_name = {n["name"]: n for n in exported_nodes}
+    producer = {out: n for n in exported_nodes for out in n["outputs"]}
+    consumers: dict[str, int] = {}
+    for n in exported_nodes:
+        for name in n["inputs"]:
+            consumers[name] = consumers.get(name, 0) + 1
+    optimized = {n["name"]: n for n in node_profile["optimized_nodes"]}
+    survivors = set(optimized)
+    kernels = []
+    claimed: set[str] = set()
+    for kernel in node_profile["kernels"]:
+        name = kernel["name"]
+        anchor = by_name.get(name)
+        if anchor is None:
+            base = name
+            for suffix in _SUFFIXES:
+                base = base[: -len(suffix)] if base.endswith(suffix) else base
+            anchor = producer.get(base)
+        covers: list[str] = []
+        if anchor is not None:
+            covers.append(anchor["name"])
+            # Walk up through nodes that vanished in optimization (batch norm, activations) to the convolution
+            # they were folded or fused into; walk down from a surviving convolution likewise.
+            node = anchor
+            while node["op_type"] in _FOLDABLE and node["inputs"] and node["inputs"][0] in producer:
+                up = producer[node["inputs"][0]]
+                if up["name"] in survivors and up["name"] != anchor["name"] or consumers.get(node["inputs"][0], 0) != 1:
+                    break
+                covers.append(up["name"])
+                node = up
+            node = anchor
+            while node["outputs"] and consumers.get(node["outputs"][0], 0) == 1:
+                down = next((n for n in exported_nodes if node["outputs"][0] in n["inputs"]), None)
+                if down is None or down["op_type"] not in _FOLDABLE or down["name"] in survivors:
+                    break
+                covers.append(down["name"])
+                node = down
+        covers = [c for c in covers if c not in claimed]
+        claimed.update(covers)
+        info = optimized.get(name, {})
+        if covers:
+            category = category_of_kernel(kernel["op"], info.get("group"), info.get("in_channels"))
+        else:
+            category = "inserted"
+        kernels.append(KernelTime(name, kernel["op"], category, float(kernel["time_us"]), tuple(covers)))
+    return kernels
+
+
+def breakdown(kernels: list[KernelTime], run_us: float, table: LayerTable) -> dict[str, Any]:
+    """Per category: share of summed kernel time, of multiply-adds and of deployed MAC; and the framework overhead."""
+    node_total = sum(k.time_us for k in kernels)
+    madd_total = table.flops_madd or 1
+    mac_total = table.total("mac_bytes_deployed") or 1
+    rows = []
+    for category in CATEGORIES:
+        time_us = sum(k.time_us for k in kernels if k.category == category)
+        layers = [layer for layer in table.layers if category_of_kind(layer.kind) == category]
+        madd = sum(layer.flops_madd for layer in layers)
+        mac = sum(layer.mac_bytes_deployed for layer in layers)
+        if time_us or madd or mac:
+            rows.append({
+                "category": category,
+                "time_us": time_us,
+                "time_share": time_us / node_total if node_total else 0.0,
+                "flops_share": madd / madd_total,
+                "mac_share": mac / mac_total,
+                "kernels": sum(1 for k in kernels if k.category == category),
+            })
+    return {
+        "categories": rows,
+        "node_time_us": node_total,
+        "run_time_us": run_us,
+        "overhead_us": run_us - node_total,
+        "overhead_share": (run_us - node_total) / run_us if run_us else 0.0,
+        "kernels": [k.__dict__ | {"covers": list(k.covers)} for k in kernels],
+    }
+
+
+def exported_nodes(path) -> list[dict[str, Any]]:
+    """The exported graph's nodes as plain data (name, op type, tensor inputs and outputs)."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return [{"name": n.name, "op_type": n.op_type, "inputs": list(n.input), "outputs": list(n.output)}
+            for n in graph.node]
