@@ -286,6 +286,212 @@ def profile(
         _stdout().print(render_profile(data))
 
 
+# --- regress: the CI latency gate, and the baseline files of exact proxies it compares with ---------------------------
+
+
+class ProxyMode(str, Enum):
+    strict = "strict"
+    report = "report"
+
+
+baseline_app = typer.Typer(help="Baseline files of exact proxies (FLOPs, params, MAC, kernels, findings) for "
+                           "`regress --baseline`.", no_args_is_help=True)
+app.add_typer(baseline_app, name="baseline")
+
+ModelsArg = Annotated[
+    Optional[list[str]],
+    typer.Argument(help="Models as `profile` takes them: zoo names with inline options, .onnx files, "
+                   "package.module:callable.", show_default=False),
+]
+ZooOpt = Annotated[bool, typer.Option("--zoo", help="Every registered model at its default variant (--resolution "
+                                      "applies).")]
+ConfigOpt = Annotated[
+    Optional[Path], typer.Option("--config", help="TOML file of guideline thresholds (default: [tool.shufflebench] "
+                                 "in ./pyproject.toml).")
+]
+
+
+def _model_refs(models: Optional[list[str]], zoo: bool, resolution, batch: int, input_shape: Optional[str]) -> list:
+    """The models named on the command line, then (with --zoo) every registered model."""
+    from .errors import UsageError
+    from .zoo.registry import entries
+
+    names = list(models or []) + ([entry.name for entry in entries()] if zoo else [])
+    if not names:
+        raise UsageError("no model given: name one or more models, or use --zoo")
+    return [model_ref(name, None, None, resolution, batch, input_shape) for name in names]
+
+
+@baseline_app.command("save")
+@friendly
+def baseline_save(
+    models: ModelsArg = None,
+    output: Annotated[Path, typer.Option("--output", help="The baseline file to write (JSON, atomically).")] = ...,
+    zoo: ZooOpt = False,
+    resolution: ResolutionOpt = None,
+    batch: BatchOpt = 1,
+    input_shape: InputShapeOpt = None,
+    config: ConfigOpt = None,
+    latency: Annotated[bool, typer.Option("--latency/--no-latency", help="Also measure and store latency (used by "
+                                          "`regress --baseline` only on a machine with the same fingerprint).")] = False,
+    device: DeviceOpt = "cpu",
+    threads: ThreadsOpt = None,
+    budget: BudgetOpt = 10.0,
+    precision: PrecisionOpt = 0.01,
+    warmup: WarmupOpt = 10,
+    min_runs: MinRunsOpt = 20,
+) -> None:
+    """Store the exact proxies of models (and optionally their latency) with the environment, for CI."""
+    from .devices import resolve_device
+    from .guidelines import load_thresholds
+    from .measure.environment import capture
+    from .profiling import profile_model
+    from .regress.proxies import baseline_data, model_proxies, save_baseline
+
+    thresholds = load_thresholds(config)
+    profile_ = resolve_device(device, threads=threads)
+    refs = _model_refs(models, zoo, resolution, batch, input_shape)
+    records = [model_proxies(ref, thresholds) for ref in refs]
+    measured = {}
+    environment = None
+    if latency:
+        policy = sampling_policy(budget, precision, warmup, min_runs)
+        for ref in refs:
+            with progress_reporter(ref.label, budget) as update:
+                result = profile_model(ref, profile_, policy, on_progress=update)
+            measured[ref.label] = result.run.measurement.to_dict()
+            environment = result.run.environment
+    if environment is None:
+        environment = capture(threads=profile_.threads, provider=profile_.provider,
+                              optimization_level=profile_.optimization_level)
+    data = baseline_data(records, thresholds=thresholds, environment=environment,
+                         device=profile_ if latency else None, latency=measured or None)
+    save_baseline(output, data)
+    what = "exact proxies and latency" if latency else "exact proxies"
+    typer.echo(f"saved {what} of {len(records)} model{'s' if len(records) != 1 else ''} to {output} "
+               f"(fingerprint {data['fingerprint']})")
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    import os
+    import tempfile
+
+    from .errors import UsageError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+@app.command()
+@friendly
+def regress(
+    candidates: ModelsArg = None,
+    against: Annotated[Optional[str], typer.Option("--against", help="The baseline model, measured interleaved "
+                                                   "with the candidate in this run.")] = None,
+    against_rev: Annotated[Optional[str], typer.Option("--against-rev", help="A git revision of your repository: "
+                                                       "the candidate's module:callable (or --against's) as it was "
+                                                       "there.")] = None,
+    baseline: Annotated[Optional[Path], typer.Option("--baseline", help="A baseline file (`baseline save`): exact "
+                                                     "proxies compared with ==; with no CANDIDATE, every model in it.")
+                        ] = None,
+    zoo: ZooOpt = False,
+    threshold: Annotated[str, typer.Option("--threshold", help="Slowdown tolerated: exit 1 only when the latency "
+                                           "ratio's whole CI lies above 1 + this (5% or 0.05).")] = "5%",
+    min_effect: Annotated[str, typer.Option("--min-effect", help="Smallest change called slower or faster at all.")
+                          ] = "1%",
+    proxies: Annotated[Optional[ProxyMode], typer.Option("--proxies", help="strict: any exact proxy change exits 1; "
+                                                         "report: list changes only. Default: strict with --baseline, "
+                                                         "report otherwise.", show_default=False)] = None,
+    latency: Annotated[bool, typer.Option("--latency/--no-latency", help="Measure and judge latency.")] = True,
+    device: DeviceOpt = "cpu",
+    resolution: ResolutionOpt = None,
+    batch: Annotated[Optional[int], typer.Option("--batch", help="Batch size (default: the profile's).")] = None,
+    threads: ThreadsOpt = None,
+    host: HostOpt = None,
+    input_shape: InputShapeOpt = None,
+    budget: Annotated[float, typer.Option("--budget", min=0.01, help="Seconds of timing for candidate and baseline "
+                                          "together, warm-up included.")] = 10.0,
+    precision: PrecisionOpt = 0.005,
+    warmup: WarmupOpt = 10,
+    min_runs: Annotated[int, typer.Option("--min-runs", min=1, help="Rounds (one run of each model) always taken.")
+                        ] = 50,
+    config: ConfigOpt = None,
+    markdown: Annotated[Optional[Path], typer.Option("--markdown", help="Write a summary for a pull-request comment "
+                                                     "to this file.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", help="Write the JSON result to this file.")] = None,
+    format: Annotated[ListFormat, typer.Option("--format", help="Output format.")] = ListFormat.table,
+) -> None:
+    """Did a change make a model slower? Exit 0: no regression; 1: regression beyond the threshold; 2: usage error.
+
+    Latency is judged on this machine in this run (candidate and baseline interleaved), exact proxies exactly.
+    """
+    from contextlib import ExitStack, nullcontext
+
+    from .devices import resolve_device
+    from .errors import UsageError
+    from .guidelines import load_thresholds
+    from .regress.decide import parse_fraction
+    from .regress.gate import GateSettings, ref_from_record, regress as run_regress
+    from .regress.proxies import load_baseline
+    from .report.files import write_json_atomic
+    from .report.regress import regress_markdown, render_regress
+
+    settings_threshold = parse_fraction(threshold, "--threshold")
+    settings_min_effect = parse_fraction(min_effect, "--min-effect")
+    if against is None and against_rev is None and baseline is None:
+        raise UsageError("nothing to compare against: give --against MODEL, --against-rev REV or --baseline FILE")
+    profile_ = resolve_device(device, host=host, threads=threads, batch=batch)
+    thresholds = load_thresholds(config)
+    stored = load_baseline(baseline) if baseline is not None else None
+    complete = zoo or not candidates
+    if candidates or zoo:
+        refs = _model_refs(candidates, zoo, resolution, profile_.batch, input_shape)
+    elif stored is not None:
+        refs = [ref_from_record(record) for record in stored["models"]]
+    else:
+        raise UsageError("no candidate model given")
+    settings = GateSettings(threshold=settings_threshold, min_effect=settings_min_effect,
+                            proxies=(proxies.value if proxies else ("strict" if stored is not None else "report")),
+                            latency=latency and (against is not None or against_rev is not None or stored is not None))
+    policy = sampling_policy(budget, precision, warmup, min_runs)
+    with ExitStack() as stack:
+        against_ref = None
+        if against_rev is not None:
+            from .regress.gitrev import revision_ref, revision_worktree
+
+            target = against or (candidates[0] if candidates and len(candidates) == 1 else None)
+            if target is None or ":" not in target or target.lower().endswith(".onnx") or refs[0].source != "callable":
+                raise UsageError("--against-rev takes one package.module:callable of your repository (the candidate, "
+                                 "or --against) from that revision")
+            worktree = stack.enter_context(revision_worktree(against_rev))
+            against_ref = revision_ref(target, refs[0].input_shape, worktree)
+        elif against is not None:
+            against_ref = model_ref(against, None, None, resolution, profile_.batch, input_shape)
+        measuring = settings.latency and against_ref is not None
+        label = f"{refs[0].label} vs {against_ref.label}" if against_ref is not None else refs[0].label
+        reporter = progress_reporter(label, budget) if measuring else nullcontext(None)
+        with reporter as update:
+            data = run_regress(refs, device=profile_, policy=policy, settings=settings, against=against_ref,
+                               baseline=stored, baseline_path=str(baseline) if baseline else None, complete=complete,
+                               thresholds=thresholds, on_progress=update)
+    if output is not None:
+        write_json_atomic(output, data)
+    if markdown is not None:
+        _write_text_atomic(markdown, regress_markdown(data))
+    if format is ListFormat.json:
+        _echo_json(data)
+    else:
+        _stdout().print(render_regress(data))
+    if data["outcome"]["exit_code"]:
+        raise typer.Exit(data["outcome"]["exit_code"])
+
+
 def _figures(ref) -> list:
     """The papers' published figures for this exact variant (none for your own models)."""
     if ref.spec is None:

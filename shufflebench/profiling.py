@@ -44,18 +44,34 @@ def reference_outputs(ref: ModelRef, device: DeviceProfile):
 
 
 def profile_model(ref: ModelRef, device: DeviceProfile, policy: SamplingPolicy, *,
-                  on_progress: Progress = None, verify: bool = True) -> ProfileResult:
-    """Count ``ref``, measure it on ``device`` under ``policy``, and check its outputs (unless ``verify`` is off)."""
-    cost = summarize(layer_table(ref))
+                  on_progress: Progress = None, verify: bool = True, profile_runs: int = 0) -> ProfileResult:
+    """Count ``ref``, measure it on ``device`` under ``policy``, and check its outputs (unless ``verify`` is off).
+    ``profile_runs`` > 0 adds onnxruntime's per-kernel times (for the operator breakdown)."""
+    return measure_interleaved([ref], device, policy, on_progress=on_progress, verify=verify,
+                               profile_runs=profile_runs)[0]
+
+
+def measure_interleaved(refs: list[ModelRef], device: DeviceProfile, policy: SamplingPolicy, *,
+                        on_progress: Progress = None, verify: bool = True,
+                        profile_runs: int = 0) -> list[ProfileResult]:
+    """Count every model, then measure them interleaved round-robin on ``device``, so drift on a noisy machine
+    hits all of them alike; sample ``i`` of every model comes from round ``i``. Outputs are checked as in
+    `profile_model`. ``policy.budget_s`` is the budget of the whole interleaved run."""
+    costs = [summarize(layer_table(ref)) for ref in refs]
     runner = runner_for(device)
     verify = verify and device.backend != "torch"  # torch eager is the reference itself
-    run = runner.measure(ref, policy, on_progress=on_progress, return_outputs=verify)
+    if len(refs) == 1:
+        runs = [runner.measure(refs[0], policy, on_progress=on_progress, return_outputs=verify,
+                               profile_runs=profile_runs)]
+    else:
+        runs = runner.measure_many(refs, policy, on_progress=on_progress, return_outputs=verify,
+                                   profile_runs=profile_runs)
     if verify:
-        expected = reference_outputs(ref, device)
-        if expected is not None:
-            actual = next(iter(run.outputs.values()))
-            check_outputs(f"{ref.label} on {device.name}", expected, actual)
-    return ProfileResult(ref, device, cost, run)
+        for ref, run in zip(refs, runs):
+            expected = reference_outputs(ref, device)
+            if expected is not None:
+                check_outputs(f"{ref.label} on {device.name}", expected, next(iter(run.outputs.values())))
+    return [ProfileResult(ref, device, cost, run) for ref, cost, run in zip(refs, costs, runs)]
 
 
 def profile_data(result: ProfileResult) -> dict[str, Any]:

@@ -25,7 +25,8 @@ Request (all keys but "model" optional)::
      "providers": ["CPUExecutionProvider"],
      "policy": {"warmup_runs": 10, ...},   # sampling.SamplingPolicy fields
      "return_outputs": false,        # true: outputs as base64 of little-endian float32, with shape
-     "io_binding": false}            # true: inputs and outputs bound on CUDA device 0 (CUDA provider)
+     "io_binding": false,            # true: inputs and outputs bound on CUDA device 0 (CUDA provider)
+     "profile_runs": 0}              # > 0: that many extra runs under onnxruntime's profiler (per-kernel time)
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ REQUEST_DEFAULTS = {
     "policy": {},
     "return_outputs": False,
     "io_binding": False,
+    "profile_runs": 0,
 }
 
 # onnxruntime's input type strings -> numpy dtype names.
@@ -148,6 +150,9 @@ def validate_request(request) -> dict:
     if not isinstance(out["policy"], dict):
         raise ValueError(f"request policy={out['policy']!r} is not a mapping of SamplingPolicy fields")
     sampling.SamplingPolicy.from_dict(out["policy"])  # raises ValueError naming the field
+    runs = out["profile_runs"]
+    if not isinstance(runs, int) or isinstance(runs, bool) or runs < 0:
+        raise ValueError(f"request profile_runs={runs!r} is not an integer >= 0")
     for key in ("return_outputs", "io_binding"):
         if not isinstance(out[key], bool):
             raise ValueError(f"request {key}={out[key]!r} is not true or false")
@@ -233,31 +238,19 @@ def _model_inputs(session, requested: dict) -> dict:
     return specs
 
 
-def run(request: dict, on_progress=None) -> dict:
-    """Measure the model named in `request` (schema in the module docstring) and return JSON-able results.
+class OpenModel:
+    """A model loaded into an onnxruntime session with its seeded inputs, ready to be timed."""
 
-    Keys: schema, samples_s / warmup_s (seconds, unrounded), stop_reason, policy, elapsed_s (seconds, whole sampling
-    loop), load_s (session creation, seconds), inputs (shape, dtype, sha256 of the bytes), seed, session (the
-    options actually used, with the providers onnxruntime kept), environment (`environment.capture`), and outputs
-    when asked. Raises `RunnerError`.
-    """
-    try:
-        request = validate_request(request)
-    except ValueError as exc:
-        raise RunnerError("bad_request", str(exc))
-    policy = sampling.SamplingPolicy.from_dict(request["policy"])
-    ort = _import_runtime()
+    def __init__(self, request: dict, ort, session, specs: dict, feeds: dict, load_s: float):
+        self.request, self.ort, self.session, self.specs, self.feeds, self.load_s = request, ort, session, specs, feeds, load_s
+        self.output_names = [o.name for o in session.get_outputs()]
+        if request["io_binding"]:
+            self.run_once = _bound_run(ort, session, feeds, self.output_names)
+        else:
+            self.run_once = lambda: session.run(self.output_names, feeds)
 
-    names = [p if isinstance(p, str) else p[0] for p in request["providers"]]
-    available = ort.get_available_providers()
-    missing = [n for n in names if n not in available]
-    if missing:
-        raise RunnerError(
-            "missing_provider",
-            f"execution provider {missing[0]} is not in onnxruntime {ort.__version__} here; "
-            f"available: {', '.join(available)}",
-        )
 
+def _session_options(ort, request: dict):
     options = ort.SessionOptions()
     # One thread pool for the ops (intra-op) and strictly sequential graph execution: the parallelism measured is
     # the one the request names, not whatever onnxruntime chooses on this board.
@@ -268,36 +261,58 @@ def run(request: dict, on_progress=None) -> dict:
         ort.GraphOptimizationLevel, OPTIMIZATION_LEVELS[request["graph_optimization_level"]]
     )
     options.log_severity_level = 3  # errors only: warnings would bury the result in stderr noise
+    return options
 
+
+def _create_session(ort, request: dict, options):
     providers = [p if isinstance(p, str) else (p[0], p[1]) for p in request["providers"]]
-    load_start = time.perf_counter()
     try:
-        session = ort.InferenceSession(request["model"], sess_options=options, providers=providers)
+        return ort.InferenceSession(request["model"], sess_options=options, providers=providers)
     except Exception as exc:
         raise RunnerError("load_failed", f"onnxruntime cannot load the model: {_one_line(exc)}")
-    load_s = time.perf_counter() - load_start
 
-    specs = _model_inputs(session, request["inputs"])
-    feeds = make_inputs(specs, request["seed"])
-    output_names = [o.name for o in session.get_outputs()]
-    run_once = lambda: session.run(output_names, feeds)  # noqa: E731
-    if request["io_binding"]:
-        run_once = _bound_run(ort, session, feeds, output_names)
+
+def open_model(request: dict) -> OpenModel:
+    """Validate ``request``, load its model with the requested session options and make its seeded inputs."""
     try:
-        samples = sampling.collect(run_once, policy, on_progress=on_progress)
+        request = validate_request(request)
+    except ValueError as exc:
+        raise RunnerError("bad_request", str(exc))
+    ort = _import_runtime()
+    names = [p if isinstance(p, str) else p[0] for p in request["providers"]]
+    available = ort.get_available_providers()
+    missing = [n for n in names if n not in available]
+    if missing:
+        raise RunnerError(
+            "missing_provider",
+            f"execution provider {missing[0]} is not in onnxruntime {ort.__version__} here; "
+            f"available: {', '.join(available)}",
+        )
+    load_start = time.perf_counter()
+    session = _create_session(ort, request, _session_options(ort, request))
+    load_s = time.perf_counter() - load_start
+    specs = _model_inputs(session, request["inputs"])
+    return OpenModel(request, ort, session, specs, make_inputs(specs, request["seed"]), load_s)
+
+
+def _result(model: OpenModel, samples) -> dict:
+    """The JSON-able answer for one measured model (see `run`)."""
+    request, session = model.request, model.session
+    try:
         # Outputs come from one extra run after sampling, with the same inputs, so copying them never disturbs timing.
-        outputs = session.run(output_names, feeds) if request["return_outputs"] else None
+        outputs = session.run(model.output_names, model.feeds) if request["return_outputs"] else None
     except Exception as exc:
         raise RunnerError("run_failed", f"onnxruntime failed running the model: {_one_line(exc)}")
-
+    names = [p if isinstance(p, str) else p[0] for p in request["providers"]]
     result = {"schema": SCHEMA}
     result.update(samples.to_dict())
     result.update(
         {
-            "load_s": load_s,
+            "load_s": model.load_s,
             "seed": request["seed"],
             "inputs": {
-                name: dict(specs[name], sha256=hashlib.sha256(feeds[name].tobytes()).hexdigest()) for name in sorted(specs)
+                name: dict(model.specs[name], sha256=hashlib.sha256(model.feeds[name].tobytes()).hexdigest())
+                for name in sorted(model.specs)
             },
             "session": {
                 "intra_op_num_threads": request["intra_op_threads"],
@@ -307,7 +322,7 @@ def run(request: dict, on_progress=None) -> dict:
                 "providers_requested": names,
                 "providers_used": list(session.get_providers()),
                 "io_binding": request["io_binding"],
-                "onnxruntime": ort.__version__,
+                "onnxruntime": model.ort.__version__,
             },
             "environment": environment.capture(
                 threads=request["intra_op_threads"] or None,
@@ -317,8 +332,91 @@ def run(request: dict, on_progress=None) -> dict:
         }
     )
     if outputs is not None:
-        result["outputs"] = {name: encode_array(value) for name, value in zip(output_names, outputs)}
+        result["outputs"] = {name: encode_array(value) for name, value in zip(model.output_names, outputs)}
+    if request["profile_runs"]:
+        result["node_profile"] = profile_nodes(model, request["profile_runs"])
     return result
+
+
+def run(request: dict, on_progress=None) -> dict:
+    """Measure the model named in `request` (schema in the module docstring) and return JSON-able results.
+
+    Keys: schema, samples_s / warmup_s (seconds, unrounded), stop_reason, policy, elapsed_s (seconds, whole sampling
+    loop), load_s (session creation, seconds), inputs (shape, dtype, sha256 of the bytes), seed, session (the
+    options actually used, with the providers onnxruntime kept), environment (`environment.capture`), outputs
+    when asked, and node_profile when ``profile_runs`` > 0 (see `profile_nodes`). Raises `RunnerError`.
+    """
+    model = open_model(request)
+    policy = sampling.SamplingPolicy.from_dict(model.request["policy"])
+    try:
+        samples = sampling.collect(model.run_once, policy, on_progress=on_progress)
+    except Exception as exc:
+        raise RunnerError("run_failed", f"onnxruntime failed running the model: {_one_line(exc)}")
+    return _result(model, samples)
+
+
+def run_many(requests: list, policy_fields: dict, on_progress=None) -> list:
+    """Measure several models interleaved round-robin (`sampling.collect_interleaved`) under one policy.
+
+    Each request follows `run`'s schema (its own "policy" is ignored); answers come back in the same order, with
+    sample ``i`` of every model taken in round ``i``.
+    """
+    models = [open_model(dict(r, policy=policy_fields)) for r in requests]
+    policy = sampling.SamplingPolicy.from_dict(policy_fields)
+    try:
+        all_samples = sampling.collect_interleaved([m.run_once for m in models], policy, on_progress=on_progress)
+    except Exception as exc:
+        raise RunnerError("run_failed", f"onnxruntime failed running a model: {_one_line(exc)}")
+    return [_result(m, samples) for m, samples in zip(models, all_samples)]
+
+
+def profile_nodes(model: OpenModel, runs: int) -> dict:
+    """Per-kernel time from onnxruntime's profiler, in a second session with the same options.
+
+    Returns ``kernels`` (``[{"name", "op", "time_us"}]``: mean microseconds per run, the first run -- which
+    allocates -- left out), ``run_us`` (mean end-to-end run time of the same runs, microseconds) and
+    ``optimized_graph_b64`` (the graph onnxruntime executed, weights left out, for mapping kernels back on the
+    host, where the onnx package is).
+    """
+    import tempfile
+
+    ort, request = model.ort, model.request
+    with tempfile.TemporaryDirectory(prefix="shufflebench-profile-") as folder:
+        options = _session_options(ort, request)
+        options.enable_profiling = True
+        options.profile_file_prefix = os.path.join(folder, "profile")
+        options.optimized_model_filepath = os.path.join(folder, "optimized.onnx")
+        # Weights go to a side file: only the graph is needed, and it then stays small enough to send back.
+        options.add_session_config_entry("session.optimized_model_external_initializers_file_name", "weights.bin")
+        options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "0")
+        session = _create_session(ort, request, options)
+        for _ in range(runs + 1):
+            session.run(model.output_names, model.feeds)
+        with open(session.end_profiling()) as handle:
+            events = json.load(handle)
+        with open(options.optimized_model_filepath, "rb") as handle:
+            graph = base64.b64encode(handle.read()).decode("ascii")
+    run_events = sorted((e for e in events if e.get("name") == "model_run"), key=lambda e: e["ts"])
+    if len(run_events) < 2:
+        raise RunnerError("run_failed", "onnxruntime's profiler recorded no runs")
+    first_end = run_events[0]["ts"] + run_events[0]["dur"]
+    kept = run_events[1:]
+    totals: dict = {}
+    order: list = []
+    for event in events:
+        if event.get("cat") != "Node" or not event["name"].endswith("_kernel_time") or event["ts"] < first_end:
+            continue
+        name = event["name"][: -len("_kernel_time")]
+        if name not in totals:
+            totals[name] = [event["args"].get("op_name", "?"), 0.0]
+            order.append(name)
+        totals[name][1] += event["dur"]
+    return {
+        "kernels": [{"name": n, "op": totals[n][0], "time_us": totals[n][1] / len(kept)} for n in order],
+        "run_us": sum(e["dur"] for e in kept) / len(kept),
+        "runs": len(kept),
+        "optimized_graph_b64": graph,
+    }
 
 
 def _bound_run(ort, session, feeds: dict, output_names: list):
@@ -335,8 +433,11 @@ def _bound_run(ort, session, feeds: dict, output_names: list):
 
 
 def handle(request) -> tuple:
-    """`run` with every failure turned into an error object: returns ``(json_able_dict, exit_status)``."""
+    """`run` (or `run_many` for ``{"interleaved": [requests], "policy": {...}}``, answered as ``{"results": [...]}``)
+    with every failure turned into an error object: returns ``(json_able_dict, exit_status)``."""
     try:
+        if isinstance(request, dict) and "interleaved" in request:
+            return {"schema": SCHEMA, "results": run_many(request["interleaved"], request.get("policy", {}))}, 0
         return run(request), 0
     except RunnerError as exc:
         error = {"kind": exc.kind, "message": exc.message}

@@ -34,6 +34,7 @@ class RunResult:
     emulated: bool
     outputs: dict[str, Any] | None = field(default=None, compare=False, repr=False)
     load_s: float | None = None
+    node_profile: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 class Runner(Protocol):
@@ -42,8 +43,14 @@ class Runner(Protocol):
     profile: DeviceProfile
 
     def measure(self, ref: ModelRef, policy: SamplingPolicy, *, on_progress: Progress = None,
-                return_outputs: bool = False) -> RunResult:
-        """Time ``ref`` at its input shape; raise `SetupError` when the device cannot run it."""
+                return_outputs: bool = False, profile_runs: int = 0) -> RunResult:
+        """Time ``ref`` at its input shape; raise `SetupError` when the device cannot run it. ``profile_runs`` > 0
+        adds a per-kernel time profile of that many runs (onnxruntime backends)."""
+        ...
+
+    def measure_many(self, refs: list[ModelRef], policy: SamplingPolicy, *, on_progress: Progress = None,
+                     return_outputs: bool = False, profile_runs: int = 0) -> list[RunResult]:
+        """Time several models interleaved round-robin (sample ``i`` of each from round ``i``), in the order given."""
         ...
 
 

@@ -40,14 +40,28 @@ class BoardRunner:
         self.profile = profile
 
     def measure(self, ref: ModelRef, policy: SamplingPolicy, *, on_progress: Progress = None,
-                return_outputs: bool = False) -> RunResult:
+                return_outputs: bool = False, profile_runs: int = 0) -> RunResult:
         """Ship the model and runner, time it there, read the samples back (no live progress from a board)."""
+        return self.measure_many([ref], policy, on_progress=on_progress, return_outputs=return_outputs,
+                                 profile_runs=profile_runs)[0]
+
+    def measure_many(self, refs: list[ModelRef], policy: SamplingPolicy, *, on_progress: Progress = None,
+                     return_outputs: bool = False, profile_runs: int = 0) -> list[RunResult]:
+        """Ship every model and the runner in one bundle; the board times them interleaved round-robin."""
         if self.profile.location == "ssh" and not self.profile.host and platform.machine().lower() in ARM_MACHINES:
-            return OnnxRuntimeRunner(self.profile).measure(ref, policy, on_progress=on_progress,
-                                                           return_outputs=return_outputs)
+            return OnnxRuntimeRunner(self.profile).measure_many(refs, policy, on_progress=on_progress,
+                                                                return_outputs=return_outputs,
+                                                                profile_runs=profile_runs)
         target = target_for(self.profile)
-        path = export_onnx(ref)
-        request = board_request(ref, self.profile, policy, str(path), return_outputs=return_outputs)
-        request.pop("model")
-        answer = run_remote(target, path, request)
-        return result_from_board(answer, emulated=target.emulated)
+        paths = [export_onnx(ref) for ref in refs]
+        requests = []
+        for ref, path in zip(refs, paths):
+            request = board_request(ref, self.profile, policy, str(path), return_outputs=return_outputs,
+                                    profile_runs=profile_runs)
+            request.pop("model")
+            requests.append(request)
+        if len(refs) == 1:
+            answers = [run_remote(target, paths[0], requests[0])]
+        else:
+            answers = run_remote(target, paths, {"interleaved": requests, "policy": policy.to_dict()})["results"]
+        return [result_from_board(answer, emulated=target.emulated) for answer in answers]

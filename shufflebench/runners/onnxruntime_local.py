@@ -8,13 +8,15 @@ around a run covers the GPU work.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from ..devices import DeviceProfile
 from ..errors import MeasurementError, SetupError
 from ..export import export_onnx
 from ..measure import board_runner
 from ..measure.sampling import SamplingPolicy
-from ..measure.stats import Measurement
 from ..measure.sampling import Samples
+from ..measure.stats import Measurement
 from ..models import ModelRef
 from .base import INPUT_NAME, SEED, Progress, RunResult
 
@@ -22,7 +24,7 @@ CUDA_HINT = "install the GPU build: pip uninstall onnxruntime && pip install onn
 
 
 def board_request(ref: ModelRef, profile: DeviceProfile, policy: SamplingPolicy, model: str, *,
-                  return_outputs: bool) -> dict:
+                  return_outputs: bool, profile_runs: int = 0) -> dict:
     """The `board_runner` request for ``ref`` on ``profile`` (shared by the local and the remote runners)."""
     request = {
         "model": model,
@@ -33,9 +35,9 @@ def board_request(ref: ModelRef, profile: DeviceProfile, policy: SamplingPolicy,
         "providers": [profile.provider] + (["CPUExecutionProvider"] if profile.provider != "CPUExecutionProvider" else []),
         "policy": policy.to_dict(),
         "return_outputs": return_outputs,
+        "profile_runs": profile_runs,
     }
-    if ref.source == "onnx":
-        request["inputs"] = {}  # the file's own input name; dynamic dimensions from ref.input_shape are not needed
+    if ref.source == "onnx":  # the file's own input name
         request["inputs"] = {_onnx_input_name(ref): {"shape": list(ref.input_shape), "dtype": "float32"}}
     if profile.provider == "CUDAExecutionProvider":
         request["io_binding"] = True
@@ -57,7 +59,7 @@ def result_from_board(answer: dict, *, emulated: bool) -> RunResult:
     environment = dict(answer["environment"])
     environment["emulated"] = bool(environment.get("emulated")) or emulated
     return RunResult(Measurement.from_samples(samples), environment, answer["session"],
-                     environment["emulated"], outputs, answer.get("load_s"))
+                     environment["emulated"], outputs, answer.get("load_s"), answer.get("node_profile"))
 
 
 class OnnxRuntimeRunner:
@@ -67,14 +69,28 @@ class OnnxRuntimeRunner:
         self.profile = profile
 
     def measure(self, ref: ModelRef, policy: SamplingPolicy, *, on_progress: Progress = None,
-                return_outputs: bool = False) -> RunResult:
+                return_outputs: bool = False, profile_runs: int = 0) -> RunResult:
         """Export (cached), then time `InferenceSession.run` under ``policy``."""
-        path = export_onnx(ref)
-        request = board_request(ref, self.profile, policy, str(path), return_outputs=return_outputs)
-        try:
+        request = board_request(ref, self.profile, policy, str(export_onnx(ref)), return_outputs=return_outputs,
+                                profile_runs=profile_runs)
+        with self._errors():
             answer = board_runner.run(request, on_progress=on_progress)
+        return result_from_board(answer, emulated=False)
+
+    def measure_many(self, refs: list[ModelRef], policy: SamplingPolicy, *, on_progress: Progress = None,
+                     return_outputs: bool = False, profile_runs: int = 0) -> list[RunResult]:
+        """Export each model, then time them interleaved round-robin in one process."""
+        requests = [board_request(ref, self.profile, policy, str(export_onnx(ref)), return_outputs=return_outputs,
+                                  profile_runs=profile_runs) for ref in refs]
+        with self._errors():
+            answers = board_runner.run_many(requests, policy.to_dict(), on_progress=on_progress)
+        return [result_from_board(answer, emulated=False) for answer in answers]
+
+    @contextmanager
+    def _errors(self):
+        try:
+            yield
         except board_runner.RunnerError as exc:
             if exc.kind == "missing_provider":
                 raise SetupError(f"device {self.profile.name}: {exc.message}; {CUDA_HINT}") from None
             raise MeasurementError(f"device {self.profile.name}: {exc.message}") from None
-        return result_from_board(answer, emulated=False)

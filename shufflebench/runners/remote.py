@@ -89,7 +89,12 @@ try:
     sys.dont_write_bytecode = True
     sys.path.insert(0, work)
     import board_runner
-    request = dict(header["request"], model=os.path.join(work, header["model_file"]))
+    models = [os.path.join(work, name) for name in header["model_files"]]
+    request = header["request"]
+    if "interleaved" in request:
+        request = dict(request, interleaved=[dict(r, model=m) for r, m in zip(request["interleaved"], models)])
+    else:
+        request = dict(request, model=models[0])
     status = board_runner.serve(request)
 finally:
     shutil.rmtree(work, ignore_errors=True)
@@ -274,16 +279,23 @@ def _shipped_files() -> list:
     return [(Path(m.__file__).name, Path(m.__file__)) for m in (sampling, environment, board_runner)]
 
 
-def make_bundle(model_path: Path, request: dict, deadline_s: Optional[float] = None) -> bytes:
-    """The bytes written to the bootstrap's stdin (format in the module docstring)."""
-    files = [*_shipped_files(), (MODEL_FILE, Path(model_path))]
+def _model_file(index: int) -> str:
+    return MODEL_FILE if index == 0 else f"model_{index}.onnx"
+
+
+def make_bundle(model_path, request: dict, deadline_s: Optional[float] = None) -> bytes:
+    """The bytes written to the bootstrap's stdin (format in the module docstring). ``model_path`` may be a list
+    of paths for an interleaved request (one model file each, in order)."""
+    paths = [Path(p) for p in model_path] if isinstance(model_path, (list, tuple)) else [Path(model_path)]
+    models = [(_model_file(i), path) for i, path in enumerate(paths)]
+    files = [*_shipped_files(), *models]
     blobs = [path.read_bytes() for _, path in files]
     header = {
         "files": [
             {"name": name, "size": len(blob), "sha256": hashlib.sha256(blob).hexdigest()}
             for (name, _), blob in zip(files, blobs)
         ],
-        "model_file": MODEL_FILE,
+        "model_files": [name for name, _ in models],
         "request": request,
         "deadline_s": None if deadline_s is None else math.ceil(deadline_s),
     }
@@ -352,15 +364,21 @@ def run_remote(target: Target, model_path, request: dict, timeout_s: Optional[fl
     Raises `UsageError` (bad request or model path), `SetupError` (target unreachable or without onnxruntime, rootfs
     missing), `MeasurementError` (model refused, remote crash, timeout).
     """
-    model_path = Path(model_path)
-    if not model_path.is_file():
-        raise UsageError(f"model {model_path} is not a file; give the path of an .onnx model")
-    request = dict(request, model=MODEL_FILE)
+    paths = [Path(p) for p in model_path] if isinstance(model_path, (list, tuple)) else [Path(model_path)]
+    for path in paths:
+        if not path.is_file():
+            raise UsageError(f"model {path} is not a file; give the path of an .onnx model")
     try:
-        request = board_runner.validate_request(request)
+        if "interleaved" in request:
+            policy_fields = request.get("policy", {})
+            request = {"interleaved": [board_runner.validate_request(dict(r, model=_model_file(i), policy=policy_fields))
+                                       for i, r in enumerate(request["interleaved"])], "policy": policy_fields}
+        else:
+            request = board_runner.validate_request(dict(request, model=MODEL_FILE))
     except ValueError as exc:
         raise UsageError(f"measurement request: {exc}") from None
     policy = sampling.SamplingPolicy.from_dict(request["policy"])
+    model_path = paths[0] if len(paths) == 1 else paths
     if timeout_s is None:
         timeout_s = 60.0 + 3.0 * policy.budget_s + (120.0 if target.emulated else 0.0)
     if not timeout_s > 0:
@@ -368,7 +386,7 @@ def run_remote(target: Target, model_path, request: dict, timeout_s: Optional[fl
     target.check()
 
     # The remote side gives up a little after the host does, so a board never keeps running an abandoned job.
-    bundle = make_bundle(model_path, request, deadline_s=timeout_s + 2)
+    bundle = make_bundle(paths, request, deadline_s=timeout_s + 2)
     argv = target.argv(["-c", BOOTSTRAP])
     try:
         proc = subprocess.Popen(
@@ -401,7 +419,9 @@ def run_remote(target: Target, model_path, request: dict, timeout_s: Optional[fl
     if error is not None:
         # Name the user's model, not the remote temporary copy onnxruntime reported.
         message = re.sub(
-            r"\S*shufflebench-[^/\s]+/" + re.escape(MODEL_FILE), lambda _: str(model_path), str(error.get("message", ""))
+            r"\S*shufflebench-[^/\s]+/(model(?:_(\d+))?\.onnx)",
+            lambda m: str(paths[int(m.group(2) or 0)]) if int(m.group(2) or 0) < len(paths) else m.group(0),
+            str(error.get("message", "")),
         )
         kind, message = error.get("kind"), _clip(message)
         if kind == "missing_onnxruntime":

@@ -16,7 +16,7 @@ from typing import Any, Callable
 from ..devices import DeviceProfile
 from ..errors import SetupError, UsageError
 from ..measure import environment
-from ..measure.sampling import SamplingPolicy, collect
+from ..measure.sampling import SamplingPolicy, collect_interleaved
 from ..measure.stats import Measurement
 from ..models import ModelRef
 from .base import INPUT_NAME, Progress, RunResult, seeded_inputs
@@ -54,38 +54,43 @@ class TorchRunner:
         self.profile = profile
 
     def measure(self, ref: ModelRef, policy: SamplingPolicy, *, on_progress: Progress = None,
-                return_outputs: bool = False) -> RunResult:
-        """Time ``model(input)`` under ``policy`` on the profile's device."""
+                return_outputs: bool = False, profile_runs: int = 0) -> RunResult:
+        """Time ``model(input)`` under ``policy`` on the profile's device (no per-kernel profile in torch)."""
+        return self.measure_many([ref], policy, on_progress=on_progress, return_outputs=return_outputs)[0]
+
+    def measure_many(self, refs: list[ModelRef], policy: SamplingPolicy, *, on_progress: Progress = None,
+                     return_outputs: bool = False, profile_runs: int = 0) -> list[RunResult]:
+        """Time several models interleaved round-robin on the profile's device."""
         import torch
 
-        if ref.source == "onnx":
-            raise UsageError(f"device {self.profile.name} runs torch models; {ref.label} is an ONNX file")
+        for ref in refs:
+            if ref.source == "onnx":
+                raise UsageError(f"device {self.profile.name} runs torch models; {ref.label} is an ONNX file")
         cuda = self.profile.kind == "cuda"
         if cuda:
             require_cuda(torch, self.profile.name)
-        model = ref.build()
-        feed = torch.from_numpy(seeded_inputs(ref.input_shape)[INPUT_NAME])
         previous_threads = torch.get_num_threads()
         previous_benchmark = torch.backends.cudnn.benchmark
-        clock: Callable[[], float] = time.perf_counter
         try:
             torch.set_num_threads(self.profile.threads)
-            if cuda:
-                torch.backends.cudnn.benchmark = True
-                model, feed = model.cuda(), feed.cuda()
-                clock = CudaEventClock(torch)
+            torch.backends.cudnn.benchmark = cuda
+            device = "cuda" if cuda else "cpu"
+            pairs = [(ref.build().to(device), torch.from_numpy(seeded_inputs(ref.input_shape)[INPUT_NAME]).to(device))
+                     for ref in refs]
+            clock: Callable[[], float] = CudaEventClock(torch) if cuda else time.perf_counter
             with torch.inference_mode():
-                run_once = lambda: model(feed)  # noqa: E731
-                samples = collect(run_once, policy, clock=clock, on_progress=on_progress)
-                outputs = {"output": model(feed).float().cpu().numpy()} if return_outputs else None
+                run_onces = [(lambda m=model, x=feed: m(x)) for model, feed in pairs]
+                all_samples = collect_interleaved(run_onces, policy, clock=clock, on_progress=on_progress)
+                outputs = [{"output": model(feed).float().cpu().numpy()} if return_outputs else None
+                           for model, feed in pairs]
         finally:
             torch.set_num_threads(previous_threads)
             torch.backends.cudnn.benchmark = previous_benchmark
-        provider = f"torch-{'cuda' if cuda else 'cpu'}"
-        env = environment.capture(threads=self.profile.threads, provider=provider)
+        env = environment.capture(threads=self.profile.threads, provider=f"torch-{'cuda' if cuda else 'cpu'}")
+        if cuda:
+            env["gpu"] = torch.cuda.get_device_name(0)
         session = {"backend": "torch", "device": "cuda" if cuda else "cpu", "threads": self.profile.threads,
                    "cudnn_benchmark": cuda, "timing": "cuda events" if cuda else "perf_counter",
                    "torch": torch.__version__}
-        if cuda:
-            env["gpu"] = torch.cuda.get_device_name(0)
-        return RunResult(Measurement.from_samples(samples), env, session, False, outputs)
+        return [RunResult(Measurement.from_samples(samples), env, session, False, out)
+                for samples, out in zip(all_samples, outputs)]
