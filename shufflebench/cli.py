@@ -16,7 +16,7 @@ from typing import Annotated, Any, Callable, Optional
 import typer
 from rich.console import Console
 
-from .errors import ShufflebenchError
+from .errors import ShufflebenchError, UsageError
 
 app = typer.Typer(
     help="Hardware-aware latency and FLOPs profiler for efficient CNNs: theoretical cost next to measured speed.",
@@ -312,14 +312,21 @@ ConfigOpt = Annotated[
 
 
 def _model_refs(models: Optional[list[str]], zoo: bool, resolution, batch: int, input_shape: Optional[str]) -> list:
-    """The models named on the command line, then (with --zoo) every registered model."""
+    """The models named on the command line, then (with --zoo) every registered model. ``resolution`` applies to
+    the zoo models among them and ``input_shape`` to the others; an option that no model takes is refused."""
     from .errors import UsageError
-    from .zoo.registry import entries
+    from .zoo.registry import entries, is_registered
 
     names = list(models or []) + ([entry.name for entry in entries()] if zoo else [])
     if not names:
         raise UsageError("no model given: name one or more models, or use --zoo")
-    return [model_ref(name, None, None, resolution, batch, input_shape) for name in names]
+    in_zoo = [is_registered(name.partition(":")[0].strip()) for name in names]
+    if resolution is not None and not any(in_zoo):
+        raise UsageError("--resolution applies to zoo models, and none is given; use --input-shape")
+    if input_shape is not None and all(in_zoo):
+        raise UsageError("--input-shape is for your own models, and only zoo models are given; use --resolution")
+    return [model_ref(name, None, None, resolution, batch, None) if zoo_model
+            else model_ref(name, None, None, None, batch, input_shape) for name, zoo_model in zip(names, in_zoo)]
 
 
 @baseline_app.command("save")
@@ -472,7 +479,8 @@ def regress(
             worktree = stack.enter_context(revision_worktree(against_rev))
             against_ref = revision_ref(target, refs[0].input_shape, worktree)
         elif against is not None:
-            against_ref = model_ref(against, None, None, resolution, profile_.batch, input_shape)
+            against_ref = _model_refs([against, *(candidates or [])], False, resolution, profile_.batch,
+                                      input_shape)[0]
         measuring = settings.latency and against_ref is not None
         label = f"{refs[0].label} vs {against_ref.label}" if against_ref is not None else refs[0].label
         reporter = progress_reporter(label, budget) if measuring else nullcontext(None)
@@ -490,6 +498,97 @@ def regress(
         _stdout().print(render_regress(data))
     if data["outcome"]["exit_code"]:
         raise typer.Exit(data["outcome"]["exit_code"])
+
+
+@app.command()
+@friendly
+def compare(
+    models: Annotated[list[str], typer.Argument(help="Models to compare (inline options: shufflenet_v1:width=0.5).",
+                                                 show_default=False)],
+    device: DeviceOpt = "cpu",
+    baseline: Annotated[Optional[str], typer.Option("--baseline", help="The model speedups are measured against "
+                                                    "(default: the first).")] = None,
+    batch: Annotated[Optional[int], typer.Option("--batch", help="Batch size (default: the profile's).")] = None,
+    threads: ThreadsOpt = None,
+    host: HostOpt = None,
+    budget: Annotated[float, typer.Option("--budget", min=0.01, help="Seconds of timing per model.")] = 10.0,
+    precision: PrecisionOpt = 0.01,
+    warmup: WarmupOpt = 10,
+    min_runs: MinRunsOpt = 20,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write plots to this .png or .svg file.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", help="Write the JSON result to this file.")] = None,
+    format: Annotated[ProfileFormat, typer.Option("--format", help="Output format.")] = ProfileFormat.table,
+) -> None:
+    """Theoretical speedup (FLOPs ratio) against actual speedup (latency ratio), models measured interleaved."""
+    from .compare import compare_models
+    from .devices import resolve_device
+    from .models import resolve_model
+    from .report.compare import compare_markdown, plot_compare, render_compare
+    from .report.files import write_json_atomic
+
+    profile_ = resolve_device(device, host=host, threads=threads, batch=batch)
+    refs = [resolve_model(m, batch=profile_.batch) for m in models]
+    base_index = 0
+    if baseline is not None:
+        base_ref = resolve_model(baseline, batch=profile_.batch)
+        labels = [r.label for r in refs]
+        if base_ref.label in labels:
+            base_index = labels.index(base_ref.label)
+        else:
+            refs.append(base_ref)
+            base_index = len(refs) - 1
+    if plot is not None and plot.suffix.lower() not in (".png", ".svg"):
+        raise UsageError(f"--plot {str(plot)!r}: the file must end in .png or .svg")
+    policy = sampling_policy(budget * len(refs), precision, warmup, min_runs)
+    with progress_reporter(f"{len(refs)} models interleaved", policy.budget_s) as update:
+        data = compare_models(refs, profile_, policy, baseline=base_index, on_progress=update)
+    if output is not None:
+        write_json_atomic(output, data)
+    if plot is not None:
+        plot_compare(data, plot)
+    if format is ProfileFormat.json:
+        _echo_json(data)
+    elif format is ProfileFormat.md:
+        typer.echo(compare_markdown(data), nl=False)
+    else:
+        _stdout().print(render_compare(data))
+
+
+@app.command()
+@friendly
+def guidelines(
+    device: DeviceOpt = "cpu",
+    only: Annotated[Optional[str], typer.Option("--only", help="Experiments to run, e.g. g1,g3 (default: all).")] = None,
+    widths: Annotated[Optional[str], typer.Option("--widths", help="Channel widths, from 1,2,4 (default: all).")] = None,
+    threads: ThreadsOpt = None,
+    host: HostOpt = None,
+    budget: Annotated[float, typer.Option("--budget", min=0.01, help="Seconds of timing per variant.")] = 3.0,
+    precision: PrecisionOpt = 0.01,
+    warmup: WarmupOpt = 5,
+    min_runs: MinRunsOpt = 20,
+    output: Annotated[Optional[Path], typer.Option("--output", help="Write the JSON result to this file.")] = None,
+    format: Annotated[ProfileFormat, typer.Option("--format", help="Output format.")] = ProfileFormat.table,
+) -> None:
+    """Run the ShuffleNet V2 guideline experiments (G1-G4) on a device, beside the paper's numbers, with verdicts."""
+    from .devices import resolve_device
+    from .guideline_experiments import parse_only, parse_widths, run_experiments
+    from .report.files import write_json_atomic
+    from .report.guidelines import guidelines_markdown, render_guidelines
+
+    chosen, scales = parse_only(only), parse_widths(widths)
+    profile_ = resolve_device(device, host=host, threads=threads)
+    policy = sampling_policy(budget, precision, warmup, min_runs)
+    status = Console(stderr=True)
+    data = run_experiments(profile_, policy, only=chosen, widths=scales,
+                           on_group=lambda name, scale: status.print(f"measuring {name} x{scale}", style="dim"))
+    if output is not None:
+        write_json_atomic(output, data)
+    if format is ProfileFormat.json:
+        _echo_json(data)
+    elif format is ProfileFormat.md:
+        typer.echo(guidelines_markdown(data))
+    else:
+        _stdout().print(render_guidelines(data))
 
 
 def _figures(ref) -> list:

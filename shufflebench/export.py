@@ -10,6 +10,7 @@ batch norm itself when it optimizes the graph, so timings are unaffected). Its d
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 import tempfile
 import warnings
@@ -26,12 +27,20 @@ def cache_dir() -> Path:
     return Path(root) / "onnx"
 
 
-def content_key(module, input_shape: tuple[int, ...]) -> str:
-    """A digest of everything the exported file depends on: architecture, weights, input shape, torch, opset."""
+def content_key(module, input_shape: tuple[int, ...], label: str = "") -> str:
+    """A digest of everything the exported file depends on: the model's label, the source code of every module class
+    in it (a flag such as ``shortcut=False`` changes ``forward``, not the weights), the weights, the input shape,
+    torch and the opset."""
     import torch
 
     digest = hashlib.sha256()
-    digest.update(f"{torch.__version__}|{OPSET}|{tuple(input_shape)}|{module!r}".encode())
+    digest.update(f"{label}|{torch.__version__}|{OPSET}|{tuple(input_shape)}|{module!r}".encode())
+    for cls in sorted({type(m) for m in module.modules()}, key=lambda c: f"{c.__module__}.{c.__qualname__}"):
+        digest.update(f"{cls.__module__}.{cls.__qualname__}".encode())
+        try:
+            digest.update(inspect.getsource(cls).encode())
+        except (OSError, TypeError):  # classes without retrievable source (C extensions, interactive sessions)
+            pass
     for name, tensor in module.state_dict().items():
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
@@ -45,7 +54,7 @@ def export_onnx(ref: ModelRef, *, directory: Path | None = None) -> Path:
     import torch
 
     module = ref.build()
-    target = (directory or cache_dir()) / f"{ref.name}-{content_key(module, ref.input_shape)}.onnx"
+    target = (directory or cache_dir()) / f"{ref.name}-{content_key(module, ref.input_shape, ref.label)}.onnx"
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import UsageError
-from .zoo.registry import ModelSpec, get_entry, is_registered, resolve_spec, unknown_model
+from .zoo.registry import ModelSpec, get_entry, is_registered, resolve_spec, short_label, unknown_model
 
 _CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
@@ -41,6 +41,11 @@ class ModelRef:
         if self.spec is not None:
             return self.spec.name
         return self.path.stem if self.path is not None else str(self.target)
+
+    @property
+    def short_label(self) -> str:
+        """The label with default options left out, for tables."""
+        return short_label(self.spec) if self.spec is not None else self.label
 
     @property
     def variant(self) -> dict[str, Any]:

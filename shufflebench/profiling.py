@@ -94,6 +94,7 @@ def profile_data(result: ProfileResult) -> dict[str, Any]:
         "schema": PROFILE_SCHEMA,
         "model": result.ref.name,
         "label": result.ref.label,
+        "short_label": result.ref.short_label,
         "variant": result.ref.variant,
         "input_shape": list(result.ref.input_shape),
         "device": result.device.name,

@@ -49,3 +49,10 @@ def test_export_is_cached_by_content(tmp_path):
     assert first.stat().st_mtime_ns == mtime
     other = export_onnx(resolve_model("g1", overrides={"resolution": 16}), directory=tmp_path)
     assert other != first
+
+
+def test_variants_that_differ_only_in_forward_get_their_own_export(tmp_path):
+    # g4's shortcut flag changes forward(), not the weights: the cache must still tell them apart.
+    with_shortcut = export_onnx(resolve_model("g4:shortcut=true,resolution=8"), directory=tmp_path)
+    without = export_onnx(resolve_model("g4:shortcut=false,resolution=8"), directory=tmp_path)
+    assert with_shortcut != without

@@ -67,6 +67,11 @@ def ref_from_record(record: dict[str, Any]) -> ModelRef:
     return resolve_model(record["label"], input_shape=shape or None)
 
 
+def _short(ref: ModelRef) -> str:
+    """The label with default zoo options left out, for tables (the full label stays in the data)."""
+    return getattr(ref, "short_label", ref.label)
+
+
 def _noop(_: str) -> None:
     return None
 
@@ -138,7 +143,9 @@ def regress(candidates: list[ModelRef], *, device: DeviceProfile, policy: Sampli
         changes += model_changes
         by_label = {cand["label"]: stored for stored, cand in pairs}
         for ref, record in zip(candidates, records):
-            entry: dict[str, Any] = {"candidate": ref.label, "baseline": f"{ref.label} in {baseline_path}",
+            entry: dict[str, Any] = {"candidate": ref.label, "candidate_short": _short(ref),
+                                     "baseline": f"{ref.label} in {baseline_path}",
+                                     "baseline_short": f"{_short(ref)} in {baseline_path}",
                                      "proxies": None, "changes": [], "latency": None, "latency_skipped": None}
             stored = by_label.get(ref.label)
             if stored is not None:
@@ -156,7 +163,8 @@ def regress(candidates: list[ModelRef], *, device: DeviceProfile, policy: Sampli
         found, found_notes = compare_records(base_record, cand_record, baseline_context=here, candidate_context=here)
         changes += found
         notes += found_notes
-        models.append({"candidate": candidates[0].label, "baseline": against.label,
+        models.append({"candidate": candidates[0].label, "candidate_short": _short(candidates[0]),
+                       "baseline": against.label, "baseline_short": _short(against),
                        "proxies": {"candidate": cand_record, "baseline": base_record},
                        "changes": [c.to_dict() for c in found], "latency": None, "latency_skipped": None})
 
@@ -166,6 +174,7 @@ def regress(candidates: list[ModelRef], *, device: DeviceProfile, policy: Sampli
         models[0]["latency"] = entry
         if baseline is not None:
             models[0]["baseline"] = f"{against.label} (latency); {models[0]['baseline']} (proxies)"
+            models[0]["baseline_short"] = f"{_short(against)} (latency); {models[0]['baseline_short']} (proxies)"
     elif settings.latency and baseline is not None:
         environment = _stored_latency(models, candidates, baseline, device, policy, settings, warnings, status,
                                       on_progress)

@@ -25,9 +25,10 @@ import json
 import os
 import platform
 import tempfile
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from ..devices import DeviceProfile
 from ..errors import UsageError
@@ -123,6 +124,36 @@ def optimized_kernels(onnx_path: str | Path, level: str = "all") -> dict[str, in
     return dict(sorted(counts.items()))
 
 
+def _one_line(text: str, limit: int = 160) -> str:
+    """The first sentence of an error on one line (torch's export errors go on for a screen)."""
+    text = " ".join(str(text).split())
+    end = text.find(". ")
+    if end > 0:
+        text = text[: end + 1]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@contextmanager
+def _native_output_silenced() -> Iterator[None]:
+    """Point file descriptors 1 and 2 at /dev/null: torch's exporter dumps its whole IR graph from C++ when it
+    fails, which would bury the one-line reason recorded instead."""
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, null):
+            os.close(fd)
+
+
 def model_proxies(ref: ModelRef, thresholds: Thresholds = Thresholds()) -> dict[str, Any]:
     """The exact proxies of one model as plain data (one record of a baseline file)."""
     from ..cost import summarize
@@ -132,11 +163,15 @@ def model_proxies(ref: ModelRef, thresholds: Thresholds = Thresholds()) -> dict[
 
     table = layer_table(ref)
     cost = summarize(table)
-    path = export_onnx(ref)
-    kernels = {}
-    for level in KERNEL_LEVELS:
-        by_op = optimized_kernels(path, level)
-        kernels[level] = {"total": sum(by_op.values()), "by_op": by_op}
+    kernels: dict[str, Any] = {}
+    try:
+        with _native_output_silenced():
+            path = export_onnx(ref)
+            for level in KERNEL_LEVELS:
+                by_op = optimized_kernels(path, level)
+                kernels[level] = {"total": sum(by_op.values()), "by_op": by_op}
+    except Exception as exc:  # an export or onnxruntime failure: the counts stand, the kernels are marked unknown
+        kernels = {"unavailable": _one_line(f"{type(exc).__name__}: {exc}")}
     findings = [
         {"guideline": f.guideline, "where": f.where, "value": f.value}
         for f in check(table, thresholds) if f.above
@@ -241,7 +276,7 @@ class Change:
             return f"finding added: {self.candidate}" if self.baseline is None else f"finding gone: {self.baseline}"
         if isinstance(self.baseline, int) and isinstance(self.candidate, int):
             delta = self.candidate - self.baseline
-            rel = f", {delta / self.baseline:+.3%}" if self.baseline else ""
+            rel = f", {delta / self.baseline * 100:+.3g}%" if self.baseline else ""
             return f"{self.proxy} {self.baseline:,} -> {self.candidate:,} ({delta:+,}{rel})"
         return f"{self.proxy} {self.baseline} -> {self.candidate}"
 
@@ -255,6 +290,11 @@ def _dig(record: dict[str, Any], dotted: str) -> Any:
     for part in dotted.split("."):
         value = value.get(part) if isinstance(value, dict) else None
     return value
+
+
+def _total(record: dict[str, Any], level: str) -> Any:
+    kernels = record["kernels"]
+    return "unavailable" if "unavailable" in kernels else kernels.get(level, {}).get("total")
 
 
 def _finding_key(finding: dict[str, Any]) -> str:
@@ -279,6 +319,16 @@ def compare_records(baseline: dict[str, Any], candidate: dict[str, Any], *, base
         if theirs != ours:
             differing = ", ".join(f"{k} {theirs[k]} vs {ours[k]}" for k in keys if theirs[k] != ours[k])
             notes.append(f"{model}: kernels.{level} not compared: made with {differing} (baseline vs here)")
+            continue
+        gone = [side for side, rec in (("baseline", baseline), ("candidate", candidate)) if "unavailable" in rec["kernels"]]
+        if gone:
+            why = {rec["kernels"]["unavailable"] for rec in (baseline, candidate) if "unavailable" in rec["kernels"]}
+            reasons = "; ".join(sorted(why))
+            if len(gone) == 1:
+                changes.append(Change(model, f"kernels.{level}", _total(baseline, level), _total(candidate, level)))
+            note = f"{model}: kernels not counted in the {' and '.join(gone)}: {reasons}"
+            if note not in notes:
+                notes.append(note)
             continue
         before_k, after_k = baseline["kernels"].get(level, {}), candidate["kernels"].get(level, {})
         if before_k.get("total") != after_k.get("total"):

@@ -34,10 +34,10 @@ def latency_rows(data: dict[str, Any]) -> list[tuple[str, ...]]:
         if not latency:
             continue
         d = latency["decision"]
-        verdict = d["verdict"] + (" (REGRESSION)" if d["regression"] else "")
+        verdict = "REGRESSION" if d["regression"] else d["verdict"]
         rounds = f"{d['rounds'][0]}" + ("" if d["paired"] else f"/{d['rounds'][1]}")
         rows.append((
-            entry["candidate"], entry["baseline"],
+            entry.get("candidate_short", entry["candidate"]), entry.get("baseline_short", entry["baseline"]),
             f"{latency['candidate']['median_ms']:.3f}", f"{latency['baseline']['median_ms']:.3f}",
             f"{d['ratio']:.3f}", f"{d['ci'][0]:.3f}-{d['ci'][1]:.3f}", _pct(d["mde"], False),
             rounds + ("" if d["paired"] else " (stored)"), verdict,
@@ -54,12 +54,38 @@ def _change_cells(change: dict[str, Any]) -> tuple[str, str, str, str]:
     before, after = change["baseline"], change["candidate"]
     if isinstance(before, int) and isinstance(after, int):
         delta = after - before
-        diff = f"{delta:+,}" + (f" ({delta / before:+.2%})" if before else "")
+        diff = f"{delta:+,}" + (f" ({delta / before * 100:+.3g}%)" if before else "")
     elif change["proxy"] in ("finding", "model"):
         diff = "added" if before is None else "removed"
     else:
         diff = "changed"
     return change["proxy"], cell(before), cell(after), diff
+
+
+def _short_names(data: dict[str, Any]) -> dict[str, str]:
+    return {entry["candidate"]: entry.get("candidate_short", entry["candidate"]) for entry in data["models"]}
+
+
+def change_rows(data: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """(model, proxy, baseline, candidate, change) per exact change, the model named on its first row only."""
+    short = _short_names(data)
+    rows, previous = [], None
+    for change in data["changes"]:
+        name = short.get(change["model"], change["model"])
+        rows.append((name if name != previous else "", *_change_cells(change)))
+        previous = name
+    return rows
+
+
+def _changes_table(data: dict[str, Any]) -> Table:
+    table = Table(show_header=True, header_style="bold", title=f"exact proxies: {len(data['changes'])} change"
+                  f"{'s' if len(data['changes']) != 1 else ''}", title_justify="left")
+    for name, justify in (("model", "left"), ("proxy", "left"), ("baseline", "right"), ("candidate", "right"),
+                          ("change", "right")):
+        table.add_column(name, justify=justify, overflow="fold")
+    for row in change_rows(data):
+        table.add_row(*(Text(cell) for cell in row))
+    return table
 
 
 def _outcome_text(data: dict[str, Any]) -> str:
@@ -78,26 +104,22 @@ def render_regress(data: dict[str, Any]) -> Group:
         for name, justify in (("candidate", "left"), ("baseline", "left"), ("cand. ms", "right"),
                               ("base ms", "right"), ("ratio", "right"), ("CI", "right"), ("MDE", "right"),
                               ("rounds", "right"), ("verdict", "left")):
-            table.add_column(name, justify=justify, overflow="fold")
+            wrap = name in ("candidate", "baseline")
+            table.add_column(name, justify=justify, overflow="fold", no_wrap=not wrap)
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*(Text(cell) for cell in row))
         parts.append(table)
     for entry in data["models"]:
         if entry.get("latency"):
-            parts.append(Text(f"{entry['candidate']}: {entry['latency']['decision']['summary']}"))
+            short = entry.get("candidate_short", entry["candidate"])
+            parts.append(Text(f"{short}: {entry['latency']['decision']['summary']}"))
             for warning in entry["latency"]["decision"]["warnings"]:
                 parts.append(Text(f"warning: {warning}", style="yellow"))
         elif entry.get("latency_skipped") and rows == [] and len(data["models"]) == 1:
             parts.append(Text(f"latency: {entry['latency_skipped']}", style="dim"))
     compared = sum(1 for entry in data["models"] if entry.get("proxies"))
     if data["changes"]:
-        table = Table(show_header=True, header_style="bold", title="exact proxies: changes", title_justify="left")
-        for name, justify in (("model", "left"), ("proxy", "left"), ("baseline", "right"), ("candidate", "right"),
-                              ("change", "right")):
-            table.add_column(name, justify=justify, overflow="fold")
-        for change in data["changes"]:
-            table.add_row(change["model"], *_change_cells(change))
-        parts.append(table)
+        parts.append(_changes_table(data))
     else:
         parts.append(Text(f"exact proxies: no change in {compared} model{'s' if compared != 1 else ''} "
                           "(multiply-adds, params, MAC, kernels, guideline findings)", style="green"))
@@ -120,7 +142,7 @@ HOW_TO_READ = (
 def regress_markdown(data: dict[str, Any]) -> str:
     """A pull-request comment: outcome, latency table, proxy changes, warnings, environment."""
     result = data["outcome"]
-    head = "PASS: no regression" if not result["regression"] else "FAIL: regression"
+    head = "PASS, no regression" if not result["regression"] else "FAIL"
     lines = [f"### shufflebench regress: {head}", "", _settings_line(data), ""]
     for reason in result["reasons"]:
         lines.append(f"- **{reason}**")
@@ -139,9 +161,7 @@ def regress_markdown(data: dict[str, Any]) -> str:
     if data["changes"]:
         lines += [f"**Exact proxies: {len(data['changes'])} change(s)**", "",
                   "| model | proxy | baseline | candidate | change |", "| --- | --- | ---: | ---: | ---: |"]
-        for change in data["changes"]:
-            cells = (change["model"], *_change_cells(change))
-            lines.append("| " + " | ".join(_escape(c) for c in cells) + " |")
+        lines += ["| " + " | ".join(_escape(c) for c in row) + " |" for row in change_rows(data)]
         lines.append("")
     else:
         lines += [f"Exact proxies: no change in {compared} model{'s' if compared != 1 else ''} (multiply-adds, "

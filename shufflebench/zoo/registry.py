@@ -148,6 +148,13 @@ def register_model(
     return decorate
 
 
+def short_label(spec: "ModelSpec") -> str:
+    """The inline form with only the options that differ from their defaults (``shufflenet_v1:width=0.5``)."""
+    defaults = get_entry(spec.name).defaults
+    changed = [(k, v) for k, v in spec.variant if defaults.get(k) != v]
+    return spec.name + (":" + ",".join(f"{k}={format_value(v)}" for k, v in changed) if changed else "")
+
+
 def _load_zoo() -> None:
     # The zoo registers itself on import; importing here keeps `registry` usable on its own in tests.
     from . import networks  # noqa: F401
