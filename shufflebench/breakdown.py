@@ -167,3 +167,37 @@ def exported_nodes(path) -> list[dict[str, Any]]:
     graph = onnx.load(str(path), load_external_data=False).graph
     return [{"name": n.name, "op_type": n.op_type, "inputs": list(n.input), "outputs": list(n.output)}
             for n in graph.node]
+
+
+def optimized_nodes(graph_b64: str) -> list[dict[str, Any]]:
+    """The nodes onnxruntime executed (from the optimized graph the board sent back), with convolution groups and
+    input channels, so a kernel can be classified as dense, depthwise or group convolution."""
+    import base64
+
+    import onnx
+
+    model = onnx.ModelProto.FromString(base64.b64decode(graph_b64))
+    dims = {init.name: list(init.dims) for init in model.graph.initializer}
+    nodes = []
+    for node in model.graph.node:
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        group = attrs.get("group")
+        weight = dims.get(node.input[1]) if len(node.input) > 1 else None
+        in_channels = group * weight[1] if group and weight and len(weight) == 4 else None
+        nodes.append({"name": node.name, "op_type": node.op_type, "group": group, "in_channels": in_channels})
+    return nodes
+
+
+def breakdown_for(result) -> dict[str, Any]:
+    """The operator breakdown of a `profiling.ProfileResult` measured with ``profile_runs`` > 0."""
+    from .export import export_onnx
+    from .models import layer_table
+
+    profile = result.run.node_profile
+    if not profile:
+        raise ValueError("this measurement has no per-kernel profile (onnxruntime backends only)")
+    node_profile = dict(profile, optimized_nodes=optimized_nodes(profile["optimized_graph_b64"]))
+    kernels = map_kernels(node_profile, exported_nodes(export_onnx(result.ref)))
+    data = breakdown(kernels, profile["run_us"], layer_table(result.ref))
+    data["profiled_runs"] = profile["runs"]
+    return data

@@ -205,6 +205,8 @@ def devices(
     _stdout().print(table)
 
 
+BREAKDOWN_RUNS = 50  # profiled runs for --breakdown (after the timed runs, in a session of their own)
+
 BudgetOpt = Annotated[float, typer.Option("--budget", min=0.01, help="Seconds of timing per model (warm-up included).")]
 PrecisionOpt = Annotated[
     float, typer.Option("--precision", min=0.0001, max=1.0, help="Stop when the 95% CI of the median is within "
@@ -261,6 +263,8 @@ def profile(
     precision: PrecisionOpt = 0.01,
     warmup: WarmupOpt = 10,
     min_runs: MinRunsOpt = 20,
+    breakdown: Annotated[bool, typer.Option("--breakdown", help="Per-operator time by category (onnxruntime "
+                                            "profiler), beside FLOPs and MAC shares.")] = False,
     output: Annotated[Optional[Path], typer.Option("--output", help="Write the JSON result to this file.")] = None,
     format: Annotated[ProfileFormat, typer.Option("--format", help="Output format.")] = ProfileFormat.table,
 ) -> None:
@@ -273,17 +277,32 @@ def profile(
     profile_ = resolve_device(device, host=host, threads=threads, batch=batch)
     ref = model_ref(model, width, groups, resolution, profile_.batch, input_shape)
     policy = sampling_policy(budget, precision, warmup, min_runs)
+    if breakdown and profile_.backend != "onnxruntime":
+        raise UsageError(f"--breakdown uses onnxruntime's profiler; device {profile_.name} runs {profile_.backend}")
     with progress_reporter(ref.label, budget) as update:
-        result = profile_model(ref, profile_, policy, on_progress=update)
+        result = profile_model(ref, profile_, policy, on_progress=update, profile_runs=BREAKDOWN_RUNS if breakdown else 0)
     data = profile_data(result)
+    if breakdown:
+        from .breakdown import breakdown_for
+
+        data["breakdown"] = breakdown_for(result)
     if output is not None:
         write_json_atomic(output, data)
     if format is ProfileFormat.json:
         _echo_json(data)
     elif format is ProfileFormat.md:
-        typer.echo(profile_markdown(data), nl=False)
+        text = profile_markdown(data)
+        if breakdown:
+            from .report.breakdown import breakdown_markdown
+
+            text += "\n" + breakdown_markdown(data["breakdown"], "Operator breakdown")
+        typer.echo(text, nl=False)
     else:
         _stdout().print(render_profile(data))
+        if breakdown:
+            from .report.breakdown import render_breakdown
+
+            _stdout().print(render_breakdown(data["breakdown"], "Operator breakdown"))
 
 
 # --- regress: the CI latency gate, and the baseline files of exact proxies it compares with ---------------------------

@@ -72,7 +72,7 @@ def compare_markdown(data: dict[str, Any]) -> str:
     lines.append("| " + " | ".join(HEADERS) + " |")
     lines.append("| --- |" + " ---: |" * (len(HEADERS) - 1))
     for model in data["models"]:
-        lines.append("| " + " | ".join(_cells(model)).replace("|", "\\|") + " |")
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in _cells(model)) + " |")
     return "\n".join(lines) + "\n"
 
 
