@@ -17,8 +17,9 @@ never get here: they leave as `UsageError`/`SetupError` (exit code 2).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from ..devices import DeviceProfile
 from ..errors import UsageError
@@ -105,6 +106,25 @@ def measure_pair(candidate: ModelRef, baseline: ModelRef, device: DeviceProfile,
     return entry, results[0].run.environment
 
 
+@contextmanager
+def _torch_single_threaded() -> Iterator[None]:
+    """One torch intra-op thread while counting, exporting and checking outputs (restored afterwards).
+
+    Those run thousands of tiny ops, where OpenMP threads only add barrier waits; on a busy 2-core CI runner
+    (measured: one core taken by another process) two threads made tracing ShuffleNet V2 3x slower and its
+    reference forward pass 20x slower, turning a 4 s gate into 15 s. Latency is unaffected: onnxruntime has its
+    own thread pool, and the torch runner sets the profile's thread count itself.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def regress(candidates: list[ModelRef], *, device: DeviceProfile, policy: SamplingPolicy,
             settings: GateSettings = GateSettings(), against: ModelRef | None = None,
             baseline: dict[str, Any] | None = None, baseline_path: str | None = None, complete: bool = False,
@@ -115,6 +135,14 @@ def regress(candidates: list[ModelRef], *, device: DeviceProfile, policy: Sampli
     ``complete``: the candidates are meant to be every model of the baseline file, so a model only the file has is
     reported as removed. ``thresholds`` decide the guideline findings of live comparisons (a file brings its own).
     """
+    with _torch_single_threaded():
+        return _regress(candidates, device=device, policy=policy, settings=settings, against=against,
+                        baseline=baseline, baseline_path=baseline_path, complete=complete, thresholds=thresholds,
+                        status=status, on_progress=on_progress)
+
+
+def _regress(candidates, *, device, policy, settings, against, baseline, baseline_path, complete, thresholds,
+             status, on_progress) -> dict[str, Any]:
     from ..measure.environment import capture
     from .proxies import thresholds_of
 
