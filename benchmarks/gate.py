@@ -19,7 +19,7 @@ the A/A trials: the smallest change a gate on this machine separates from "no ch
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import statistics
 import subprocess
 import sys
@@ -42,13 +42,14 @@ BENCH_SCHEMA = "shufflebench.gate-benchmark/1"
 
 def one_gate(candidate, baseline, device, policy, settings) -> dict:
     """One gate, as the CLI runs it; returns its decision and wall time in seconds."""
+    load = os.getloadavg()[0]  # other processes on the machine: the context a figure was taken in
     started = time.perf_counter()
     data = regress([candidate], against=baseline, device=device, policy=policy, settings=settings)
     wall_s = time.perf_counter() - started
     decision = data["models"][0]["latency"]["decision"]
     return {"wall_s": wall_s, "exit_code": data["outcome"]["exit_code"], "ratio": decision["ratio"],
             "ci": decision["ci"], "mde": decision["mde"], "verdict": decision["verdict"],
-            "regression": decision["regression"], "rounds": decision["rounds"][0]}
+            "regression": decision["regression"], "rounds": decision["rounds"][0], "load_1min": load}
 
 
 def cli_seconds(budget: float, device: str) -> float:
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  trial {trial + 1:2d}: A/A ratio {aa[-1]['ratio']:.4f} MDE {percent(aa[-1]['mde'], False)} "
               f"{aa[-1]['verdict']:<22s} | A/B ratio {ab[-1]['ratio']:.4f} CI {ab[-1]['ci'][0]:.3f}-"
               f"{ab[-1]['ci'][1]:.3f} {'caught' if ab[-1]['regression'] else 'MISSED'} "
-              f"({aa[-1]['wall_s']:.1f} s, {ab[-1]['wall_s']:.1f} s)", flush=True)
+              f"({aa[-1]['wall_s']:.1f} s, {ab[-1]['wall_s']:.1f} s, load {aa[-1]['load_1min']:.1f})", flush=True)
 
     false_alarms = sum(t["regression"] for t in aa)
     detections = sum(t["regression"] for t in ab)
@@ -112,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         "rounds_median": statistics.median(t["rounds"] for t in aa + ab),
         "gate_seconds_median": statistics.median(walls),
         "gate_seconds_range": [min(walls), max(walls)],
+        "load_1min_median": statistics.median(t["load_1min"] for t in aa + ab),
+        "cores": os.cpu_count(),
     }
     print()
     print(f"false alarms (A/A, identical models): {false_alarms}/{args.trials}")
@@ -122,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{spread([t['mde'] for t in aa], lambda v: percent(v, False))}")
     print(f"rounds per gate:                      {figures['rounds_median']:.0f} (median)")
     print(f"seconds per gate (in process):        {spread(walls, '{:.1f}'.format)}")
+    print(f"machine load during the gates:        {figures['load_1min_median']:.1f} (median 1-minute load average, "
+          f"{figures['cores']} cores)")
     if not args.no_cli:
         figures["cli_seconds"] = cli_seconds(args.budget, args.device)
         print(f"seconds per gate (CLI, end to end):   {figures['cli_seconds']:.1f}")

@@ -10,7 +10,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${SHUFFLEBENCH:-}" ]; then
-  if [ -x .venv/bin/shufflebench ]; then SHUFFLEBENCH=.venv/bin/shufflebench; else SHUFFLEBENCH=shufflebench; fi
+  if [ -x .venv/bin/shufflebench ]; then
+    SHUFFLEBENCH=.venv/bin/shufflebench
+  elif ! SHUFFLEBENCH=$(type -P shufflebench); then
+    echo "error: no shufflebench command: install the project into .venv, or set SHUFFLEBENCH" >&2
+    exit 2
+  fi
 fi
 BASELINE=tests/baselines/zoo-proxies.json
 

@@ -430,7 +430,7 @@ def regress(
     threshold: Annotated[str, typer.Option("--threshold", help="Slowdown tolerated: exit 1 only when the latency "
                                            "ratio's whole CI lies above 1 + this (5% or 0.05).")] = "5%",
     min_effect: Annotated[str, typer.Option("--min-effect", help="Smallest change called slower or faster at all.")
-                          ] = "1%",
+                          ] = "2%",
     proxies: Annotated[Optional[ProxyMode], typer.Option("--proxies", help="strict: any exact proxy change exits 1; "
                                                          "report: list changes only. Default: strict with --baseline, "
                                                          "report otherwise.", show_default=False)] = None,
@@ -491,12 +491,17 @@ def regress(
         if against_rev is not None:
             from .regress.gitrev import revision_ref, revision_worktree
 
+            from .models import parse_shape
+            from .zoo.registry import is_registered
+
             target = against or (candidates[0] if candidates and len(candidates) == 1 else None)
-            if target is None or ":" not in target or target.lower().endswith(".onnx") or refs[0].source != "callable":
+            if (target is None or ":" not in target or target.lower().endswith(".onnx")
+                    or is_registered(target.partition(":")[0].strip())):
                 raise UsageError("--against-rev takes one package.module:callable of your repository (the candidate, "
                                  "or --against) from that revision")
+            shape = parse_shape(input_shape) if input_shape is not None else refs[0].input_shape
             worktree = stack.enter_context(revision_worktree(against_rev))
-            against_ref = revision_ref(target, refs[0].input_shape, worktree)
+            against_ref = revision_ref(target, shape, worktree)
         elif against is not None:
             against_ref = _model_refs([against, *(candidates or [])], False, resolution, profile_.batch,
                                       input_shape)[0]

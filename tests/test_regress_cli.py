@@ -89,16 +89,35 @@ def test_a_changed_proxy_fails_with_a_clear_diff(saved, tmp_path):
     assert [(c["model"], c["proxy"], c["baseline"], c["candidate"]) for c in changes] == [(TINY, "params", 216, 234)]
 
 
-def test_models_added_and_removed(saved, tmp_path):
+def test_a_model_of_the_file_that_cannot_be_built_is_a_usage_error(saved, tmp_path):
     def edit(data):
         data["models"].append(dict(data["models"][0], label="ghost.pkg:net"))
     path = tampered(saved, tmp_path, edit)
-    result = invoke("regress", TINY, "--input-shape", "1,3,8,8", "--baseline", str(path), "--format", "json")
+    result = invoke("regress", TINY, "--input-shape", "1,3,8,8", "--baseline", str(path))
     assert result.exit_code == 0  # named candidates: the file's other models are not asked about
-    result = invoke("regress", "--baseline", str(path), "--format", "json")
+    result = invoke("regress", "--baseline", str(path))
+    assert result.exit_code == 2
+    assert "cannot import 'ghost.pkg'" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_zoo_models_added_and_removed(tmp_path):
+    """What `.ci/run` checks (scripts/check-proxies.sh), with the committed baseline edited: a model registered
+    but not in the file is added, a model in the file but not registered is removed."""
+    committed = ROOT / "tests" / "baselines" / "zoo-proxies.json"
+
+    def edit(data):
+        v2 = next(r for r in data["models"] if r["model"] == "shufflenet_v2")
+        data["models"].remove(v2)
+        data["models"].append(dict(v2, label="retired_net:resolution=64", model="retired_net"))
+    path = tampered(committed, tmp_path, edit)
+    result = invoke("regress", "--zoo", "--resolution", "64", "--baseline", str(path), "--no-latency",
+                    "--format", "json")
     assert result.exit_code == 1
     changes = json.loads(result.stdout)["changes"]
-    assert [(c["model"], c["summary"]) for c in changes] == [("ghost.pkg:net", "model removed (only in the baseline)")]
+    assert [(c["model"], c["summary"]) for c in changes] == [
+        ("shufflenet_v2:width=1.0,resolution=64", "model added (not in the baseline)"),
+        ("retired_net:resolution=64", "model removed (only in the baseline)"),
+    ]
 
 
 def test_markdown_for_a_pull_request(saved, tmp_path):
@@ -112,7 +131,7 @@ def test_markdown_for_a_pull_request(saved, tmp_path):
     text = md.read_text()
     assert text.startswith("### shufflebench regress: FAIL\n")
     assert "| g1:resolution=8 | kernels.extended | 19 | 20 | +1 (+5.26%) |" in text
-    assert "| | kernels.extended[com.microsoft:FusedConv] | 19 | 20 | +1 (+5.26%) |" in text
+    assert "|  | kernels.extended[com.microsoft:FusedConv] | 19 | 20 | +1 (+5.26%) |" in text
     assert "<summary>Environment</summary>" in text and "onnxruntime" in text
 
 
@@ -283,9 +302,11 @@ def worktrees(repo: Path) -> int:
     return git(repo, "worktree", "list").count("\n")
 
 
-def test_old_revision_builds_the_old_code_and_leaves_modules_alone(user_repo):
+def test_old_revision_builds_the_old_code_and_leaves_modules_alone(user_repo, monkeypatch):
     import revpkg.model as current
 
+    # No "" on sys.path (as under some launchers): the working tree must still not shadow the revision.
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".")])
     path_before = list(sys.path)
     with revision_worktree("HEAD~1") as tree:
         assert worktrees(user_repo) == 2
@@ -342,3 +363,82 @@ def test_regress_against_rev_end_to_end(user_repo, fake_latency):
     assert refs[0].build()[0].out_channels == 16
     assert isinstance(refs[1], RevisionRef)
     assert worktrees(user_repo) == 1
+
+
+# --- latency stored in a baseline file ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_single(monkeypatch):
+    """Replace `profiling.profile_model` (one model timed alone) by the fake clock; ``state["latency_s"]`` sets
+    the true latency of the next model measured."""
+    from shufflebench.measure.sampling import collect
+
+    state = {"latency_s": 2.5e-3, "seed": 0}
+
+    def profile_model(ref, device, policy, *, on_progress=None, verify=True, profile_runs=0):
+        state["seed"] += 1
+        machine = FakeMachine(seed=state["seed"])
+        runs = SamplingPolicy(warmup_runs=2, min_runs=200, max_runs=200, budget_s=1e9)
+        samples = collect(machine.model(state["latency_s"]), runs, clock=machine.clock)
+        env = capture(threads=device.threads, provider=device.provider, optimization_level=device.optimization_level)
+        return profiling.ProfileResult(ref, device, None, RunResult(Measurement.from_samples(samples), env, {}, False))
+
+    monkeypatch.setattr(profiling, "profile_model", profile_model)
+    return state
+
+
+def test_stored_latency_is_used_only_with_the_same_fingerprint(fake_single, tmp_path):
+    path = tmp_path / "with-latency.json"
+    saved = invoke("baseline", "save", TINY, "--input-shape", "1,3,8,8", "--latency", "--output", str(path))
+    assert saved.exit_code == 0, saved.output
+    assert "saved exact proxies and latency of 1 model" in saved.stdout
+    stored = json.loads(path.read_text())
+    assert stored["device"]["name"] == "cpu" and len(stored["latency"][TINY]["samples_ms"]) == 200
+
+    # Unpaired runs carry their own drift (the fake machine's is up to +-5%), so the slowdown here is a clear 30%.
+    fake_single["latency_s"] = 2.5e-3 * 1.30
+    result = invoke("regress", TINY, "--input-shape", "1,3,8,8", "--baseline", str(path), "--format", "json")
+    assert result.exit_code == 1, result.output
+    data = json.loads(result.stdout)
+    latency = data["models"][0]["latency"]
+    assert latency["source"] == "stored" and latency["decision"]["paired"] is False
+    assert latency["decision"]["ratio"] == pytest.approx(1.30, abs=0.08) and latency["decision"]["regression"]
+    assert any("stored in the baseline file" in w for w in data["warnings"])
+
+    def other_machine(data):
+        data["fingerprint"] = "0123456789abcdef"
+    elsewhere = tampered(path, tmp_path, other_machine)
+    result = invoke("regress", TINY, "--input-shape", "1,3,8,8", "--baseline", str(elsewhere), "--format", "json")
+    assert result.exit_code == 0
+    entry = json.loads(result.stdout)["models"][0]
+    assert entry["latency"] is None and "fingerprint 0123456789abcdef differs" in entry["latency_skipped"]
+
+    result = invoke("regress", TINY, "--input-shape", "1,3,8,8", "--baseline", str(path), "--device", "cpu-torch",
+                    "--format", "json")
+    assert result.exit_code == 0
+    assert "measured on device cpu, this run uses cpu-torch" in json.loads(result.stdout)["models"][0]["latency_skipped"]
+
+
+def test_src_layout_and_a_package_found_elsewhere(tmp_path, monkeypatch):
+    """A src-layout repository is imported from src/ at the revision; a target that the revision does not hold
+    but that imports from elsewhere is refused instead of comparing today's code with itself."""
+    repo = tmp_path / "srcrepo"
+    (repo / "src" / "srcpkg").mkdir(parents=True)
+    (repo / "src" / "srcpkg" / "__init__.py").write_text("")
+    git(repo, "init", "-q")
+    for channels in (4, 12):
+        (repo / "src" / "srcpkg" / "model.py").write_text(MODEL_PY.format(channels=channels))
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", f"{channels} channels")
+    monkeypatch.chdir(repo)
+    try:
+        with revision_worktree("HEAD~1") as tree:
+            assert revision_ref("srcpkg.model:make", (1, 3, 8, 8), tree).build()[0].out_channels == 4
+            # `tests` is not in this repository: it would come from the current project, so it is refused.
+            with pytest.raises(UsageError, match="not from the revision's checkout"):
+                revision_ref(TINY, (1, 3, 8, 8), tree).build()
+    finally:
+        for name in [n for n in sys.modules if n == "srcpkg" or n.startswith("srcpkg.")]:
+            del sys.modules[name]
+    assert worktrees(repo) == 1

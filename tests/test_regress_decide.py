@@ -80,7 +80,7 @@ def measure(slowdown: float, seed: int, rounds: int = 300, jitter: float = 0.02)
 )
 def test_verdicts_for_known_slowdowns(slowdown, verdict, regression):
     cand, base = measure(slowdown, seed=11)
-    d = decide(cand, base, threshold=0.05, min_effect=0.01)
+    d = decide(cand, base)  # the defaults: 5% threshold, 2% minimum effect
     assert d.verdict == verdict
     assert d.regression is regression
     # The interval covers the true ratio, and the point estimate is within a percent of it.

@@ -36,6 +36,7 @@ from .proxies import (
 )
 
 REGRESS_SCHEMA = "shufflebench.regress/1"
+NOT_ASKED = "latency not asked for (--no-latency)"
 PROXY_MODES = ("strict", "report")
 
 #: on_progress(message): a one-line status for the user ("measuring ...", "counting ...").
@@ -141,10 +142,53 @@ def regress(candidates: list[ModelRef], *, device: DeviceProfile, policy: Sampli
                         status=status, on_progress=on_progress)
 
 
+def _against_file(candidates, baseline, baseline_path, complete, here, status):
+    """Exact proxies of every candidate compared with the file's records: ``(model entries, changes, notes)``."""
+    from .proxies import thresholds_of
+
+    file_thresholds = thresholds_of(baseline)  # findings are compared under the thresholds they were made with
+    records = []
+    for ref in candidates:
+        status(f"counting {ref.label}")
+        records.append(model_proxies(ref, file_thresholds))
+    pairs, changes = match_records(baseline, records, complete=complete)
+    stored_by_label = {cand["label"]: stored for stored, cand in pairs}
+    models, notes = [], []
+    for ref, record in zip(candidates, records):
+        entry = _entry(ref.label, _short(ref), f"{ref.label} in {baseline_path}", f"{_short(ref)} in {baseline_path}")
+        stored = stored_by_label.get(ref.label)
+        if stored is not None:
+            found, found_notes = compare_records(stored, record, baseline_context=baseline["kernel_context"],
+                                                 candidate_context=here)
+            entry["proxies"] = {"candidate": record, "baseline": stored}
+            entry["changes"] = [c.to_dict() for c in found]
+            changes += found
+            notes += found_notes
+        models.append(entry)
+    return models, changes, notes
+
+
+def _against_live(candidate, against, thresholds, here, status):
+    """Exact proxies of the candidate compared with the live baseline model's: ``(model entries, changes, notes)``."""
+    status(f"counting {candidate.label} and {against.label}")
+    cand_record = model_proxies(candidate, thresholds)
+    base_record = model_proxies(against, thresholds)
+    changes, notes = compare_records(base_record, cand_record, baseline_context=here, candidate_context=here)
+    entry = _entry(candidate.label, _short(candidate), against.label, _short(against))
+    entry["proxies"] = {"candidate": cand_record, "baseline": base_record}
+    entry["changes"] = [c.to_dict() for c in changes]
+    return [entry], changes, notes
+
+
+def _entry(candidate: str, candidate_short: str, baseline: str, baseline_short: str) -> dict[str, Any]:
+    return {"candidate": candidate, "candidate_short": candidate_short, "baseline": baseline,
+            "baseline_short": baseline_short, "proxies": None, "changes": [], "latency": None,
+            "latency_skipped": None}
+
+
 def _regress(candidates, *, device, policy, settings, against, baseline, baseline_path, complete, thresholds,
              status, on_progress) -> dict[str, Any]:
     from ..measure.environment import capture
-    from .proxies import thresholds_of
 
     status = status or _noop
     if not candidates:
@@ -155,46 +199,12 @@ def _regress(candidates, *, device, policy, settings, against, baseline, baselin
         raise UsageError(f"--against compares one candidate; {len(candidates)} were given")
 
     here = kernel_context()
-    models: list[dict[str, Any]] = []
-    changes: list = []
-    notes: list[str] = []
     warnings: list[str] = []
     environment: dict[str, Any] | None = None
-
     if baseline is not None:
-        file_thresholds = thresholds_of(baseline)
-        records = []
-        for ref in candidates:
-            status(f"counting {ref.label}")
-            records.append(model_proxies(ref, file_thresholds))
-        pairs, model_changes = match_records(baseline, records, complete=complete)
-        changes += model_changes
-        by_label = {cand["label"]: stored for stored, cand in pairs}
-        for ref, record in zip(candidates, records):
-            entry: dict[str, Any] = {"candidate": ref.label, "candidate_short": _short(ref),
-                                     "baseline": f"{ref.label} in {baseline_path}",
-                                     "baseline_short": f"{_short(ref)} in {baseline_path}",
-                                     "proxies": None, "changes": [], "latency": None, "latency_skipped": None}
-            stored = by_label.get(ref.label)
-            if stored is not None:
-                found, found_notes = compare_records(stored, record, baseline_context=baseline["kernel_context"],
-                                                     candidate_context=here)
-                entry["proxies"] = {"candidate": record, "baseline": stored}
-                entry["changes"] = [c.to_dict() for c in found]
-                changes += found
-                notes += found_notes
-            models.append(entry)
+        models, changes, notes = _against_file(candidates, baseline, baseline_path, complete, here, status)
     else:
-        status(f"counting {candidates[0].label} and {against.label}")
-        cand_record = model_proxies(candidates[0], thresholds)
-        base_record = model_proxies(against, thresholds)
-        found, found_notes = compare_records(base_record, cand_record, baseline_context=here, candidate_context=here)
-        changes += found
-        notes += found_notes
-        models.append({"candidate": candidates[0].label, "candidate_short": _short(candidates[0]),
-                       "baseline": against.label, "baseline_short": _short(against),
-                       "proxies": {"candidate": cand_record, "baseline": base_record},
-                       "changes": [c.to_dict() for c in found], "latency": None, "latency_skipped": None})
+        models, changes, notes = _against_live(candidates[0], against, thresholds, here, status)
 
     if settings.latency and against is not None:
         status(f"measuring {candidates[0].label} against {against.label} on {device.name}, interleaved")
@@ -208,7 +218,7 @@ def _regress(candidates, *, device, policy, settings, against, baseline, baselin
                                       on_progress)
     elif not settings.latency:
         for entry in models:
-            entry["latency_skipped"] = "latency not asked for (--no-latency)"
+            entry["latency_skipped"] = NOT_ASKED
 
     if environment is None:
         environment = capture(threads=device.threads, provider=device.provider,

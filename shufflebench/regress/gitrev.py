@@ -10,7 +10,9 @@ catch is Python's module cache: ``userpkg.model`` may already be imported from y
 
 1. takes out of ``sys.modules`` every module whose top-level package the worktree provides (``userpkg``,
    ``userpkg.model``, ``userpkg.layers``...), keeping them aside;
-2. puts the worktree (the folder in it that matches your current directory) first on ``sys.path`` and imports;
+2. puts the worktree (the folder in it that matches your current directory, or its ``src/``) first on
+   ``sys.path``, takes the working tree's own entries (the current directory, the repository, its ``src/``) off
+   for the moment, and imports; a module that still comes from elsewhere (an installed copy) is refused;
 3. calls the callable, then removes what it imported from the worktree and puts your modules back, with
    ``sys.path`` as it was.
 
@@ -34,7 +36,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import SetupError, UsageError
-from ..models import ModelRef, _call_target
+from ..models import ModelRef
 
 # shufflebench's own modules are never taken out of sys.modules: its error and data classes must stay the ones the
 # running command uses, or `except ShufflebenchError` would stop catching.
@@ -100,21 +102,68 @@ def _provided_by(root: Path):
     return provided
 
 
-def build_at(target: str, import_root: Path, label: str):
+def _import_root(top: str, root: Path) -> Path:
+    """Where ``top`` lives in the worktree: ``root`` itself, or ``root/src`` for a src-layout repository."""
+    for candidate in (root, root / "src"):
+        if importlib.machinery.PathFinder.find_spec(top, [str(candidate)]) is not None:
+            return candidate
+    return root
+
+
+def _call(target: str):
+    """Import ``package.module:callable`` and return the ``nn.Module`` it gives. (Not `models._call_target`: that
+    one puts the current directory first on ``sys.path``, which here would shadow the revision's checkout.)"""
+    import torch
+
+    module_name, _, attr = target.partition(":")
+    try:
+        obj = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(f"cannot import {module_name!r} for {target}: {exc}") from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise UsageError(f"{module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    model = obj() if callable(obj) and not isinstance(obj, torch.nn.Module) else obj
+    if not isinstance(model, torch.nn.Module):
+        raise UsageError(f"{target} returned {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def _shadowing(entry: str, working: set[Path]) -> bool:
+    """Is this ``sys.path`` entry the user's working tree ("" and "." are the current directory)?"""
+    try:
+        return Path(entry or ".").resolve() in working
+    except OSError:
+        return False
+
+
+def build_at(target: str, import_root: Path, label: str, repo: Path | None = None):
     """Import ``target`` (``package.module:callable``) from ``import_root`` in isolation and return the module it
-    builds; the interpreter's modules and ``sys.path`` are as before afterwards (see the module docstring)."""
-    if target.partition(".")[0].partition(":")[0] in _NEVER_SWAPPED:
+    builds; the interpreter's modules and ``sys.path`` are as before afterwards (see the module docstring).
+
+    While it imports, ``sys.path`` holds the checkout first and none of the working tree's own entries (the
+    current directory, ``repo`` and ``repo/src``), so nothing of today's code can be picked up by mistake.
+    """
+    module_name = target.partition(":")[0]
+    top = module_name.partition(".")[0]
+    if top in _NEVER_SWAPPED:
         raise UsageError(f"--against-rev cannot load {target} from another revision: shufflebench's own modules "
                          "are not swapped; export the old model to .onnx and use --against")
-    provided = _provided_by(import_root)
+    root = _import_root(top, Path(import_root))
+    working = {Path.cwd().resolve()}
+    if repo is not None:
+        working |= {Path(repo).resolve(), (Path(repo) / "src").resolve()}
+    provided = _provided_by(root)
     kept = {name: module for name, module in sys.modules.items() if provided(name)}
     for name in kept:
         del sys.modules[name]
     saved_path = list(sys.path)
-    sys.path.insert(0, str(import_root))
+    sys.path[:] = [str(root)] + [entry for entry in saved_path if not _shadowing(entry, working)]
     importlib.invalidate_caches()
     try:
-        return _call_target(target)
+        model = _call(target)
+        origin = getattr(sys.modules.get(module_name), "__file__", None)
     except UsageError as exc:
         raise UsageError(f"{label}: {exc}") from None
     finally:
@@ -123,6 +172,11 @@ def build_at(target: str, import_root: Path, label: str):
         sys.modules.update(kept)
         sys.path[:] = saved_path
         importlib.invalidate_caches()
+    # A package found elsewhere first (an installed copy) would silently compare today's code with itself.
+    if origin is None or not Path(origin).resolve().is_relative_to(root.resolve()):
+        raise UsageError(f"{label}: {module_name} was imported from {origin or 'nowhere'}, not from the revision's "
+                         f"checkout; run from the folder that holds {top} (the repository root, or src/)")
+    return model
 
 
 @dataclass(frozen=True)
@@ -136,6 +190,7 @@ class RevisionRef(ModelRef):
     revision: str = ""
     commit: str = ""
     import_root: Path | None = None
+    repo: Path | None = None
 
     @property
     def name(self) -> str:
@@ -146,7 +201,7 @@ class RevisionRef(ModelRef):
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)  # the same seeded weights as ModelRef.build, so equal code gives equal weights
-            return build_at(str(self.target), Path(self.import_root), self.label).eval()
+            return build_at(str(self.target), Path(self.import_root), self.label, self.repo).eval()
 
 
 def revision_ref(target: str, input_shape: tuple[int, ...], worktree: Worktree) -> RevisionRef:
@@ -156,4 +211,4 @@ def revision_ref(target: str, input_shape: tuple[int, ...], worktree: Worktree) 
                          f"(the current directory within the repository)")
     return RevisionRef(label=f"{target}@{worktree.revision}", source="callable", input_shape=tuple(input_shape),
                        target=target, revision=worktree.revision, commit=worktree.commit,
-                       import_root=worktree.import_root)
+                       import_root=worktree.import_root, repo=worktree.repo)

@@ -11,6 +11,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from ..regress.gate import NOT_ASKED
 from .profile import environment_line
 
 
@@ -22,6 +23,8 @@ def _settings_line(data: dict[str, Any]) -> str:
     s = data["settings"]
     dev = data["device_profile"]
     threads = f"{dev['threads']} thread{'s' if dev['threads'] != 1 else ''}"
+    if not any(entry.get("latency") for entry in data["models"]):
+        return f"regress: exact proxies only ({s['proxies']})"
     return (f"regress on {data['device']} ({dev['description']}, {threads}): threshold {_pct(s['threshold'], False)}, "
             f"minimum effect {_pct(s['min_effect'], False)}, {s['confidence']:.0%} CI, proxies {s['proxies']}")
 
@@ -82,10 +85,24 @@ def _changes_table(data: dict[str, Any]) -> Table:
                   f"{'s' if len(data['changes']) != 1 else ''}", title_justify="left")
     for name, justify in (("model", "left"), ("proxy", "left"), ("baseline", "right"), ("candidate", "right"),
                           ("change", "right")):
-        table.add_column(name, justify=justify, overflow="fold")
+        table.add_column(name, justify=justify, overflow="fold", no_wrap=name not in ("model", "baseline",
+                                                                                      "candidate"))
     for row in change_rows(data):
         table.add_row(*(Text(cell) for cell in row))
     return table
+
+
+def skipped_lines(data: dict[str, Any]) -> list[str]:
+    """Why latency was not judged: one line when every model shares the reason, else one per model. Nothing for
+    ``--no-latency``, which the user asked for."""
+    skipped = [(e.get("candidate_short", e["candidate"]), e["latency_skipped"]) for e in data["models"]
+               if not e.get("latency") and e.get("latency_skipped") and e["latency_skipped"] != NOT_ASKED]
+    if not skipped:
+        return []
+    reasons = {reason for _, reason in skipped}
+    if len(reasons) == 1 and len(skipped) == len(data["models"]):
+        return [f"latency not judged: {skipped[0][1]}"]
+    return [f"latency of {name} not judged: {reason}" for name, reason in skipped]
 
 
 def _outcome_text(data: dict[str, Any]) -> str:
@@ -115,8 +132,8 @@ def render_regress(data: dict[str, Any]) -> Group:
             parts.append(Text(f"{short}: {entry['latency']['decision']['summary']}"))
             for warning in entry["latency"]["decision"]["warnings"]:
                 parts.append(Text(f"warning: {warning}", style="yellow"))
-        elif entry.get("latency_skipped") and rows == [] and len(data["models"]) == 1:
-            parts.append(Text(f"latency: {entry['latency_skipped']}", style="dim"))
+    for line in skipped_lines(data):
+        parts.append(Text(line, style="dim"))
     compared = sum(1 for entry in data["models"] if entry.get("proxies"))
     if data["changes"]:
         parts.append(_changes_table(data))
@@ -154,9 +171,9 @@ def regress_markdown(data: dict[str, Any]) -> str:
                   "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
         lines += ["| " + " | ".join(_escape(cell) for cell in row) + " |" for row in rows]
         lines += ["", f"_{HOW_TO_READ}_", ""]
-    skipped = [e for e in data["models"] if not e.get("latency") and e.get("latency_skipped")]
-    if skipped and not rows and len(data["models"]) == 1:
-        lines += [f"Latency: {skipped[0]['latency_skipped']}.", ""]
+    skipped = skipped_lines(data)
+    if skipped:
+        lines += [*skipped, ""]
     compared = sum(1 for entry in data["models"] if entry.get("proxies"))
     if data["changes"]:
         lines += [f"**Exact proxies: {len(data['changes'])} change(s)**", "",
