@@ -14,7 +14,6 @@ from torch import nn
 
 from shufflebench.errors import UsageError
 from shufflebench.zoo import registry
-from shufflebench.zoo.networks import micro
 from shufflebench.zoo.networks.blocks import ChannelShuffle, ChannelSplit, conv_bn
 from shufflebench.zoo.networks.mobilenet import make_divisible
 from shufflebench.zoo.networks.shufflenet_v1 import ShuffleUnitV1, shufflenet_v1_channels

@@ -74,7 +74,6 @@ def render_profile(data: dict[str, Any]) -> Group:
     for row in _rows(data):
         table.add_row(*row)
     parts.append(table)
-    env = data["environment"]
     parts.append(Text(environment_line(data), style="dim"))
     for warning in data["warnings"]:
         if not warning.lower().startswith("emulated"):

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ...errors import UsageError, allowed
+from ..registry import Option
 
 # Activation by name, so a block table can say "relu6" instead of a builder branching on it.
 _ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6}
@@ -121,3 +122,9 @@ def rgb_input(variant: Mapping[str, Any], batch: int) -> tuple[int, int, int, in
     """The NCHW input of an ImageNet classifier: (batch, 3, resolution, resolution)."""
     resolution = int(variant["resolution"])
     return (batch, 3, resolution, resolution)
+
+
+def resolution_option(minimum: int, default: int = 224) -> Option:
+    """The ``resolution`` option every model has: input height and width in pixels, at least ``minimum`` (below it a
+    stride or pool would leave nothing)."""
+    return Option("resolution", int, default, minimum=minimum, help=f"input height and width in pixels (>= {minimum})")

@@ -16,8 +16,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from ..registry import Option, register_model
-from .blocks import check_minimum, rgb_input
+from ..registry import register_model
+from .blocks import check_minimum, resolution_option, rgb_input
 
 # AlexNet features: (name, out channels, kernel, stride, padding, max-pool after it).
 ALEXNET_CONVS = (
@@ -67,10 +67,7 @@ class AlexNet(nn.Module):
     family="classic",
     summary="AlexNet, torchvision's single-tower variant (ShuffleNet V1's 720M comparison point)",
     options=(
-        Option(
-            "resolution", int, 224, minimum=ALEXNET_MIN_RESOLUTION,
-            help=f"input height and width in pixels (>= {ALEXNET_MIN_RESOLUTION})",
-        ),
+        resolution_option(ALEXNET_MIN_RESOLUTION),
     ),
     input_shape=rgb_input,
 )
@@ -153,10 +150,7 @@ class ResNet(nn.Module):
     family="classic",
     summary="ResNet-50 v1.5 (torchvision layout: stride on the 3x3 conv)",
     options=(
-        Option(
-            "resolution", int, 224, minimum=RESNET_MIN_RESOLUTION,
-            help=f"input height and width in pixels (>= {RESNET_MIN_RESOLUTION})",
-        ),
+        resolution_option(RESNET_MIN_RESOLUTION),
     ),
     input_shape=rgb_input,
 )

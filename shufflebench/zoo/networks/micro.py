@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from ..registry import Option, register_model
-from .blocks import check_choice, check_minimum, conv_bn, round_to_multiple
+from .blocks import check_choice, check_minimum, conv_bn, resolution_option, round_to_multiple
 
 MICRO_BLOCKS = 10
 MICRO_RESOLUTION = 56
@@ -55,10 +55,7 @@ def _common_options() -> tuple[Option, ...]:
     return (
         Option("scale", int, 1, choices=SCALES, help="channel multiplier S (the paper's x1, x2, x4)"),
         Option("base", str, "gpu", choices=BASES, help="which column of the paper's table gives the x1 channels"),
-        Option(
-            "resolution", int, MICRO_RESOLUTION, minimum=MICRO_MIN_RESOLUTION,
-            help="input height and width in pixels (no striding; any size >= 1)",
-        ),
+        resolution_option(MICRO_MIN_RESOLUTION, default=MICRO_RESOLUTION),
     )
 
 

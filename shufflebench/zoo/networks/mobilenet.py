@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..registry import Option, register_model
-from .blocks import check_choice, check_minimum, conv_bn, rgb_input
+from .blocks import check_choice, check_minimum, conv_bn, resolution_option, rgb_input
 
 MIN_RESOLUTION = 32  # five stride-2 steps
 
@@ -82,7 +82,7 @@ class MobileNetV1(nn.Module):
     summary="MobileNet V1 (Howard et al. 2017): depthwise-separable convolutions",
     options=(
         Option("width", float, 1.0, choices=MBV1_ALPHAS, help="width multiplier alpha"),
-        Option("resolution", int, 224, minimum=MIN_RESOLUTION, help="input height and width in pixels (>= 32)"),
+        resolution_option(MIN_RESOLUTION),
     ),
     input_shape=rgb_input,
     aliases=("mbv1",),
@@ -160,7 +160,7 @@ class MobileNetV2(nn.Module):
     summary="MobileNet V2 (Sandler et al. 2018): inverted residuals, linear bottlenecks",
     options=(
         Option("width", float, 1.0, choices=MBV2_WIDTHS, help="width multiplier"),
-        Option("resolution", int, 224, minimum=MIN_RESOLUTION, help="input height and width in pixels (>= 32)"),
+        resolution_option(MIN_RESOLUTION),
     ),
     input_shape=rgb_input,
     aliases=("mbv2",),

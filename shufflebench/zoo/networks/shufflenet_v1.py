@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..registry import Option, register_model
-from .blocks import ChannelShuffle, check_choice, check_minimum, conv_bn, rgb_input, round_to_multiple
+from .blocks import ChannelShuffle, check_choice, check_minimum, conv_bn, resolution_option, rgb_input, round_to_multiple
 
 # Table 1: stage-2 output channels of ShuffleNet 1x for each group count; stages 3 and 4 double it.
 STAGE2_CHANNELS = {1: 144, 2: 200, 3: 240, 4: 272, 8: 384}
@@ -119,7 +119,7 @@ def shufflenet_v1_channels(groups: int, width: float) -> tuple[int, tuple[int, i
     options=(
         Option("groups", int, 3, choices=tuple(STAGE2_CHANNELS), help="groups g of the pointwise convolutions"),
         Option("width", float, 1.0, choices=WIDTHS, help="channel scale s (ShuffleNet s x)"),
-        Option("resolution", int, 224, minimum=MIN_RESOLUTION, help="input height and width in pixels (>= 32)"),
+        resolution_option(MIN_RESOLUTION),
     ),
     input_shape=rgb_input,
     aliases=("v1",),

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..registry import Option, register_model
-from .blocks import ChannelShuffle, ChannelSplit, check_choice, check_minimum, conv_bn, rgb_input
+from .blocks import ChannelShuffle, ChannelSplit, check_choice, check_minimum, conv_bn, resolution_option, rgb_input
 
 # Table 5: output channels of stages 2, 3, 4 and conv5 for each width; conv1 has 24 at every width.
 STAGE_CHANNELS = {
@@ -102,7 +102,7 @@ class ShuffleNetV2(nn.Module):
     summary="ShuffleNet V2 (Ma et al. 2018, Table 5): channel split, concat, shuffle",
     options=(
         Option("width", float, 1.0, choices=tuple(STAGE_CHANNELS), help="channel scale (ShuffleNet V2 s x)"),
-        Option("resolution", int, 224, minimum=MIN_RESOLUTION, help="input height and width in pixels (>= 32)"),
+        resolution_option(MIN_RESOLUTION),
     ),
     input_shape=rgb_input,
     aliases=("v2",),
