@@ -116,11 +116,17 @@ def _refuse_zoo_options(arg: str, overrides: Mapping[str, Any] | None) -> None:
 
 
 def _call_target(target: str):
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")  # a user's own package in the current directory, like `python -m`
+    return import_callable(target)
+
+
+def import_callable(target: str):
+    """Import ``package.module:callable`` from the current ``sys.path`` and return the ``nn.Module`` it gives (the
+    attribute itself when it is a module instance); `UsageError` naming what failed otherwise."""
     import torch
 
     module_name, _, attr = target.partition(":")
-    if "" not in sys.path and "." not in sys.path:
-        sys.path.insert(0, "")  # a user's own package in the current directory, like `python -m`
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:

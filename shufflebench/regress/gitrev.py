@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import SetupError, UsageError
-from ..models import ModelRef
+from ..models import ModelRef, import_callable
 
 # shufflebench's own modules are never taken out of sys.modules: its error and data classes must stay the ones the
 # running command uses, or `except ShufflebenchError` would stop catching.
@@ -111,23 +111,9 @@ def _import_root(top: str, root: Path) -> Path:
 
 
 def _call(target: str):
-    """Import ``package.module:callable`` and return the ``nn.Module`` it gives. (Not `models._call_target`: that
-    one puts the current directory first on ``sys.path``, which here would shadow the revision's checkout.)"""
-    import torch
-
-    module_name, _, attr = target.partition(":")
-    try:
-        obj = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UsageError(f"cannot import {module_name!r} for {target}: {exc}") from None
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise UsageError(f"{module_name!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    model = obj() if callable(obj) and not isinstance(obj, torch.nn.Module) else obj
-    if not isinstance(model, torch.nn.Module):
-        raise UsageError(f"{target} returned {type(model).__name__}, not a torch.nn.Module")
-    return model
+    """Import ``package.module:callable`` from the revision's checkout (not `models._call_target`: that one puts the
+    current directory first on ``sys.path``, which here would shadow the checkout)."""
+    return import_callable(target)
 
 
 def _shadowing(entry: str, working: set[Path]) -> bool:
