@@ -41,6 +41,7 @@ from statistics import NormalDist
 from typing import Sequence
 
 from ..errors import UsageError
+from ..measure.ratio import RESAMPLES, SEED, bootstrap_log_ratios, block_length  # noqa: F401  (re-exported)
 
 SLOWER = "slower"
 FASTER = "faster"
@@ -51,12 +52,8 @@ DEFAULT_THRESHOLD = 0.05
 DEFAULT_MIN_EFFECT = 0.02
 DEFAULT_CONFIDENCE = 0.95
 POWER = 0.80
-RESAMPLES = 2000
-SEED = 0
 # Below this many rounds a bootstrap of the median says little (the median of 10 values has few distinct resamples).
 MIN_ROUNDS = 10
-# Resamples drawn at once: bounds the index array to _CHUNK * n integers (n = 5000 rounds -> 2 MB per chunk).
-_CHUNK = 50
 
 _FRACTION = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*(%?)\s*$")
 
@@ -144,42 +141,6 @@ class Decision:
             "summary": self.describe(),
             "warnings": list(self.warnings),
         }
-
-
-def block_length(n: int) -> int:
-    """Rounds per bootstrap block: ``round(n ** (1/3))``, at least 1 (the usual rate for a block bootstrap)."""
-    return max(1, round(n ** (1.0 / 3.0)))
-
-
-def _block_indices(rng, n: int, count: int, block: int):
-    """``count`` rows of ``n`` round indices drawn as circular blocks of ``block`` consecutive rounds."""
-    import numpy as np
-
-    blocks = -(-n // block)
-    starts = rng.integers(0, n, size=(count, blocks))
-    idx = (starts[:, :, None] + np.arange(block)) % n
-    return idx.reshape(count, blocks * block)[:, :n]
-
-
-def bootstrap_log_ratios(candidate: Sequence[float], baseline: Sequence[float], *, paired: bool,
-                         resamples: int = RESAMPLES, seed: int = SEED):
-    """``resamples`` bootstrap values of ``log(median(candidate) / median(baseline))`` (a numpy array).
-
-    Paired: one set of round indices per resample serves both lists. Unpaired: each list is resampled on its own.
-    """
-    import numpy as np
-
-    cand = np.asarray(candidate, dtype=np.float64)
-    base = np.asarray(baseline, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    out = np.empty(resamples)
-    block_c, block_b = block_length(len(cand)), block_length(len(base))
-    for start in range(0, resamples, _CHUNK):
-        count = min(_CHUNK, resamples - start)
-        idx_c = _block_indices(rng, len(cand), count, block_c)
-        idx_b = idx_c if paired else _block_indices(rng, len(base), count, block_b)
-        out[start:start + count] = np.log(np.median(cand[idx_c], axis=1)) - np.log(np.median(base[idx_b], axis=1))
-    return out
 
 
 def minimum_detectable_effect(se_log: float, confidence: float = DEFAULT_CONFIDENCE, power: float = POWER) -> float:

@@ -88,6 +88,11 @@ def _pyplot():
     return plt
 
 
+def _yerr(value: float, ci) -> list[list[float]]:
+    # A bootstrap interval can sit a rounding error beside its own point estimate; error bars must not go negative.
+    return [[max(0.0, value - ci[0])], [max(0.0, ci[1] - value)]]
+
+
 def plot_compare(data: dict[str, Any], path: str | Path) -> Path:
     """Two panels: latency against multiply-adds, and actual against theoretical speedup with the y = x line.
     Error bars are the 95% confidence intervals. PNG or SVG, by the file's suffix."""
@@ -98,15 +103,14 @@ def plot_compare(data: dict[str, Any], path: str | Path) -> Path:
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
     for model in data["models"]:
         lat, ci = model["latency"], model["latency"]["ci95_ms"] or [model["latency"]["median_ms"]] * 2
-        left.errorbar(model["flops_madd"] / 1e6, lat["median_ms"],
-                      yerr=[[lat["median_ms"] - ci[0]], [ci[1] - lat["median_ms"]]], fmt="o", capsize=3)
+        left.errorbar(model["flops_madd"] / 1e6, lat["median_ms"], yerr=_yerr(lat["median_ms"], ci), fmt="o",
+                      capsize=3)
         left.annotate(model["short_label"], (model["flops_madd"] / 1e6, lat["median_ms"]), fontsize=7,
                       xytext=(3, 3), textcoords="offset points")
         vs = model["vs_baseline"]
         speed = vs["actual_speedup"]
         if vs["theoretical_speedup"]:
-            right.errorbar(vs["theoretical_speedup"], speed["estimate"],
-                           yerr=[[speed["estimate"] - speed["ci"][0]], [speed["ci"][1] - speed["estimate"]]],
+            right.errorbar(vs["theoretical_speedup"], speed["estimate"], yerr=_yerr(speed["estimate"], speed["ci"]),
                            fmt="o", capsize=3, label=model["short_label"])
     limit = max([1.0] + [max(m["vs_baseline"]["theoretical_speedup"] or 1, m["vs_baseline"]["actual_speedup"]["ci"][1])
                          for m in data["models"]])
