@@ -540,6 +540,7 @@ def compare(
     warmup: WarmupOpt = 10,
     min_runs: MinRunsOpt = 20,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Write plots to this .png or .svg file.")] = None,
+    breakdown: Annotated[bool, typer.Option("--breakdown", help="Each model's per-operator time by category.")] = False,
     output: Annotated[Optional[Path], typer.Option("--output", help="Write the JSON result to this file.")] = None,
     format: Annotated[ProfileFormat, typer.Option("--format", help="Output format.")] = ProfileFormat.table,
 ) -> None:
@@ -564,18 +565,29 @@ def compare(
     if plot is not None and plot.suffix.lower() not in (".png", ".svg"):
         raise UsageError(f"--plot {str(plot)!r}: the file must end in .png or .svg")
     policy = sampling_policy(budget * len(refs), precision, warmup, min_runs)
+    if breakdown and profile_.backend != "onnxruntime":
+        raise UsageError(f"--breakdown uses onnxruntime's profiler; device {profile_.name} runs {profile_.backend}")
     with progress_reporter(f"{len(refs)} models interleaved", policy.budget_s) as update:
-        data = compare_models(refs, profile_, policy, baseline=base_index, on_progress=update)
+        data = compare_models(refs, profile_, policy, baseline=base_index, on_progress=update,
+                              profile_runs=BREAKDOWN_RUNS if breakdown else 0)
     if output is not None:
         write_json_atomic(output, data)
     if plot is not None:
         plot_compare(data, plot)
+    from .report.breakdown import breakdown_markdown, render_breakdown
+
+    with_breakdown = [m for m in data["models"] if "breakdown" in m]
     if format is ProfileFormat.json:
         _echo_json(data)
     elif format is ProfileFormat.md:
-        typer.echo(compare_markdown(data), nl=False)
+        text = compare_markdown(data)
+        for m in with_breakdown:
+            text += "\n" + breakdown_markdown(m["breakdown"], f"Operator breakdown: {m['short_label']}")
+        typer.echo(text, nl=False)
     else:
         _stdout().print(render_compare(data))
+        for m in with_breakdown:
+            _stdout().print(render_breakdown(m["breakdown"], f"Operator breakdown: {m['short_label']}"))
 
 
 @app.command()

@@ -28,9 +28,16 @@ COMPARE_SCHEMA = "shufflebench.compare/1"
 
 def compare_models(refs: list[ModelRef], device: DeviceProfile, policy: SamplingPolicy, *,
                    baseline: int = 0, on_progress=None, profile_runs: int = 0) -> dict[str, Any]:
-    """Measure ``refs`` interleaved on ``device`` and compare each with ``refs[baseline]``."""
+    """Measure ``refs`` interleaved on ``device`` and compare each with ``refs[baseline]``; with ``profile_runs``
+    each model also gets its operator breakdown (`breakdown`)."""
     results = measure_interleaved(refs, device, policy, on_progress=on_progress, profile_runs=profile_runs)
-    return compare_data(results, baseline)
+    data = compare_data(results, baseline)
+    if profile_runs:
+        from .breakdown import breakdown_for
+
+        for entry, result in zip(data["models"], results):
+            entry["breakdown"] = breakdown_for(result)
+    return data
 
 
 def compare_data(results: list[ProfileResult], baseline: int = 0) -> dict[str, Any]:

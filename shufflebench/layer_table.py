@@ -58,6 +58,14 @@ class Layer:
         """The short operator name (``relu``, ``Conv``...) from the source op, lower case."""
         return self.op.split("::")[-1].rstrip("_").lower()
 
+    @property
+    def arithmetic_intensity(self) -> dict[str, float | None]:
+        """Multiply-adds per byte moved, eager and deployed (None where the row moves nothing)."""
+        return {
+            "eager": self.flops_madd / self.mac_bytes if self.mac_bytes else None,
+            "deployed": self.flops_madd / self.mac_bytes_deployed if self.mac_bytes_deployed else None,
+        }
+
     def to_dict(self) -> dict:
         """Plain JSON-ready data; shapes as lists, kind as its string value."""
         return {
@@ -79,6 +87,7 @@ class Layer:
             "mac_bytes": self.mac_bytes,
             "mac_elements_deployed": self.mac_elements_deployed,
             "mac_bytes_deployed": self.mac_bytes_deployed,
+            "arithmetic_intensity": self.arithmetic_intensity,
             "inputs_from": list(self.inputs_from),
             "fused_into": self.fused_into,
         }

@@ -96,3 +96,16 @@ def test_profile_breakdown_of_shufflenet_v2(tmp_path, monkeypatch):
     convs = [c for c in covered if c.endswith("/Conv")]
     assert len(convs) == 56  # every convolution of ShuffleNet V2 is covered by exactly one kernel
     assert data["run_time_us"] >= data["node_time_us"] > 0
+
+
+def test_compare_breakdown_gives_each_model_its_own(tmp_path, monkeypatch):
+    monkeypatch.setenv("SHUFFLEBENCH_CACHE", str(tmp_path))
+    result = CliRunner().invoke(app, ["compare", "v1:resolution=64", "mbv2:resolution=64", "--breakdown", "--format",
+                                      "json", "--budget", "0.2", "--warmup", "1", "--min-runs", "6"])
+    assert result.exit_code == 0, result.output
+    models = json.loads(result.stdout)["models"]
+    group_share = {m["model"]: next((r["time_share"] for r in m["breakdown"]["categories"]
+                                     if r["category"] == "group conv"), 0.0) for m in models}
+    assert group_share["shufflenet_v1"] > 0 and group_share["mobilenet_v2"] == 0
+    table = CliRunner().invoke(app, ["compare", "g1:resolution=8", "--breakdown", "--device", "cpu-torch"])
+    assert table.exit_code == 2 and "--breakdown uses onnxruntime's profiler" in table.stderr

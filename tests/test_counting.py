@@ -9,7 +9,9 @@ import torch
 from torch import nn
 
 from shufflebench.ops import OpKind
+from shufflebench.models import layer_table, resolve_model
 from shufflebench.torch_table import trace_layer_table
+from shufflebench.zoo.registry import entries, get_entry
 
 
 def rows(table, kind=None):
@@ -175,3 +177,27 @@ def test_g1_bound_minimal_at_equal_widths():
         assert row.mac_elements >= bound - 1e-6
     assert mac[(32, 32)] == pytest.approx(2 * math.sqrt(hw * hw * 32 * 32) + 32 * 32)
     assert mac[(32, 32)] < mac[(16, 64)] < mac[(8, 128)]
+
+
+@pytest.mark.parametrize("name", [e.name for e in entries()])
+def test_every_zoo_operator_is_understood(name):
+    # Counted, zero by definition, or shape bookkeeping: never unknown (the coverage line must read "0 unknown").
+    ref = resolve_model(name, overrides={"resolution": max(64, int(get_entry(name).option("resolution").minimum))})
+    table = layer_table(ref)
+    assert table.coverage.unknown == (), table.coverage.describe()
+    assert table.total("params") == table.params  # every parameter is read by some counted operator
+
+
+def test_g1_micro_network_mac_is_minimal_at_equal_widths():
+    # Per 1x1 convolution of g1 (hw = 56*56): MAC = hw(c1 + c2) + c1*c2 >= 2*sqrt(hw*B) + B/hw, equal at c1 = c2.
+    hw = 56 * 56
+    per_conv = {}
+    for ratio in (1, 2, 6, 12):
+        convs = [r for r in layer_table(resolve_model(f"g1:ratio={ratio}")).layers if r.kind is OpKind.CONV]
+        assert len(convs) == 20
+        first = convs[0]
+        bound = 2 * math.sqrt(hw * first.flops_madd) + first.flops_madd / hw
+        per_conv[ratio] = first.mac_elements / bound
+        if ratio == 1:
+            assert first.mac_elements == pytest.approx(bound)  # (128, 128): exactly on the bound
+    assert per_conv[1] < per_conv[2] < per_conv[6] < per_conv[12]

@@ -76,3 +76,19 @@ def test_profile_by_path(tmp_path):
     path = tmp_path / "mine.toml"
     path.write_text(text)
     assert resolve_device(str(path)).name == "mine"
+
+
+def test_devices_command_lists_profiles_and_marks_reference_ones():
+    import json
+
+    from typer.testing import CliRunner
+
+    from shufflebench.cli import app
+
+    result = CliRunner().invoke(app, ["devices", "--format", "json"])
+    assert result.exit_code == 0
+    by_name = {d["name"]: d for d in json.loads(result.stdout)["devices"]}
+    assert by_name["cpu"]["runnable"] and not by_name["gtx-1080ti"]["runnable"]
+    assert by_name["arm-emulated"]["emulated"] and by_name["arm-emulated"]["qemu_cpu"] == "cortex-a72"
+    table = CliRunner().invoke(app, ["devices"])
+    assert "reference only" in table.stdout and "arm-emulated" in table.stdout
