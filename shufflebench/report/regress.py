@@ -83,10 +83,10 @@ def change_rows(data: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
 def _changes_table(data: dict[str, Any]) -> Table:
     table = Table(show_header=True, header_style="bold", title=f"exact proxies: {len(data['changes'])} change"
                   f"{'s' if len(data['changes']) != 1 else ''}", title_justify="left")
-    for name, justify in (("model", "left"), ("proxy", "left"), ("baseline", "right"), ("candidate", "right"),
-                          ("change", "right")):
-        table.add_column(name, justify=justify, overflow="fold", no_wrap=name not in ("model", "baseline",
-                                                                                      "candidate"))
+    # Widths that keep a 100-column terminal readable: numbers fit whole, long names and findings fold.
+    for name, justify, width in (("model", "left", 18), ("proxy", "left", 30), ("baseline", "right", 15),
+                                 ("candidate", "right", 15), ("change", "right", None)):
+        table.add_column(name, justify=justify, overflow="fold", max_width=width, no_wrap=width is None)
     for row in change_rows(data):
         table.add_row(*(Text(cell) for cell in row))
     return table
