@@ -28,6 +28,7 @@ optimization_level     onnxruntime graph optimization: ``all``, ``extended``, ``
 from __future__ import annotations
 
 import os
+import sys
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -97,9 +98,15 @@ _HARDWARE_KEYS = ("peak_madd_per_s", "memory_bandwidth_bytes_per_s", "source")
 
 
 def devices_dir() -> Path:
-    """The folder of shipped profiles: ``$SHUFFLEBENCH_DEVICES``, else ``devices/`` beside the package."""
+    """The folder of shipped profiles: ``$SHUFFLEBENCH_DEVICES``, else ``devices/`` of the source tree (a clone or
+    an editable install), else the copy an installed wheel put under ``<prefix>/share/shufflebench/devices``."""
     env = os.environ.get("SHUFFLEBENCH_DEVICES")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "devices"
+    if env:
+        return Path(env)
+    source = Path(__file__).resolve().parent.parent / "devices"
+    if source.is_dir():
+        return source
+    return Path(sys.prefix) / "share" / "shufflebench" / "devices"
 
 
 def load_profile(path: str | Path) -> DeviceProfile:
