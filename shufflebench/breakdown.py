@@ -41,6 +41,8 @@ _ELEMENTWISE_OPS = {"Relu", "Clip", "Add", "Sum", "Mul", "Sub", "Div", "BatchNor
 _DATA_OPS = {"Concat", "Split", "Slice", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"}
 _POOL_OPS = {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean"}
 _FOLDABLE = {"BatchNormalization", "Relu", "Clip", "Sigmoid", "HardSigmoid", "LeakyRelu"}
+# Down from a convolution, onnxruntime also fuses a residual Add (FusedConv's "Sum" input).
+_FOLDABLE_BELOW = _FOLDABLE | {"Add", "Sum"}
 _SUFFIXES = ("_nchwc",)
 
 
@@ -115,7 +117,7 @@ def map_kernels(node_profile: dict[str, Any], exported_nodes: list[dict[str, Any
             node = anchor
             while node["outputs"] and consumers.get(node["outputs"][0], 0) == 1:
                 down = next((n for n in exported_nodes if node["outputs"][0] in n["inputs"]), None)
-                if down is None or down["op_type"] not in _FOLDABLE or down["name"] in survivors:
+                if down is None or down["op_type"] not in _FOLDABLE_BELOW or down["name"] in survivors:
                     break
                 covers.append(down["name"])
                 node = down
@@ -198,6 +200,19 @@ def breakdown_for(result) -> dict[str, Any]:
         raise ValueError("this measurement has no per-kernel profile (onnxruntime backends only)")
     node_profile = dict(profile, optimized_nodes=optimized_nodes(profile["optimized_graph_b64"]))
     kernels = map_kernels(node_profile, exported_nodes(export_onnx(result.ref)))
+    nodes = exported_nodes(export_onnx(result.ref))
     data = breakdown(kernels, profile["run_us"], layer_table(result.ref))
     data["profiled_runs"] = profile["runs"]
+    data["uncovered_nodes"] = uncovered(kernels, nodes)
     return data
+
+
+def uncovered(kernels: list[KernelTime], nodes: list[dict[str, Any]]) -> dict[str, int]:
+    """Exported nodes (by op type) that no executed kernel claims: constants and shape arithmetic onnxruntime folded
+    away at load time, or fusions this mapping does not recognize. Reported so nothing vanishes silently."""
+    claimed = {c for k in kernels for c in k.covers}
+    counts: dict[str, int] = {}
+    for node in nodes:
+        if node["name"] not in claimed:
+            counts[node["op_type"]] = counts.get(node["op_type"], 0) + 1
+    return dict(sorted(counts.items()))

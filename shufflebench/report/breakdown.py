@@ -17,19 +17,38 @@ def _rows(data: dict[str, Any]) -> list[tuple[str, ...]]:
 
 
 def _overhead(data: dict[str, Any]) -> str:
-    return (f"kernels {data['node_time_us']:.0f} us of {data['run_time_us']:.0f} us per run "
+    text = (f"kernels {data['node_time_us']:.0f} us of {data['run_time_us']:.0f} us per run "
             f"({data['profiled_runs']} profiled runs); framework overhead {data['overhead_us']:.0f} us "
             f"({data['overhead_share']:.1%}). 'inserted' = layout conversions onnxruntime added.")
+    missing = data.get("uncovered_nodes") or {}
+    if missing:
+        text += " Exported nodes no kernel ran (folded at load): " + ", ".join(f"{op} x{n}" for op, n in missing.items())
+    return text
 
 
-def render_breakdown(data: dict[str, Any], title: str = "") -> Group:
-    """Share of kernel time next to share of multiply-adds and of deployed MAC, per operator category."""
+def top_kernels(data: dict[str, Any], count: int = 8) -> list[tuple[str, ...]]:
+    """The slowest executed kernels: name, op, category, share of kernel time, and the exported nodes each covers."""
+    total = data["node_time_us"] or 1.0
+    ranked = sorted(data["kernels"], key=lambda k: k["time_us"], reverse=True)[:count]
+    return [(k["name"], k["op"], k["category"], f"{k['time_us'] / total:.1%}",
+             ", ".join(c.rsplit("/", 1)[-1] for c in k["covers"]) or "(inserted)") for k in ranked]
+
+
+def render_breakdown(data: dict[str, Any], title: str = "", top: int = 8) -> Group:
+    """Share of kernel time next to share of multiply-adds and of deployed MAC, per operator category; then the
+    slowest kernels with the exported nodes each one covers (fusions made visible)."""
     table = Table(title=title or None, title_justify="left", show_header=True, header_style="bold")
     for i, header in enumerate(HEADERS):
         table.add_column(header, justify="left" if i == 0 else "right")
     for row in _rows(data):
         table.add_row(*row)
-    return Group(table, Text(_overhead(data), style="dim"))
+    kernels = Table(title=f"slowest {top} kernels", title_justify="left", show_header=True, header_style="bold")
+    for header, width in (("kernel", 34), ("op", 12), ("category", 14), ("time", None), ("covers", 24)):
+        kernels.add_column(header, max_width=width, overflow="ellipsis" if header == "kernel" else "fold",
+                           no_wrap=header == "kernel", justify="right" if header == "time" else "left")
+    for row in top_kernels(data, top):
+        kernels.add_row(*row)
+    return Group(table, Text(_overhead(data), style="dim"), kernels)
 
 
 def breakdown_markdown(data: dict[str, Any], title: str = "") -> str:
