@@ -398,22 +398,6 @@ def baseline_save(
                f"(fingerprint {data['fingerprint']})")
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    import os
-    import tempfile
-
-    from .errors import UsageError
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 @app.command()
 @friendly
 def regress(
@@ -460,12 +444,11 @@ def regress(
     from contextlib import ExitStack, nullcontext
 
     from .devices import resolve_device
-    from .errors import UsageError
     from .guidelines import load_thresholds
     from .regress.decide import parse_fraction
     from .regress.gate import GateSettings, ref_from_record, regress as run_regress
     from .regress.proxies import load_baseline
-    from .report.files import write_json_atomic
+    from .report.files import write_json_atomic, write_text_atomic
     from .report.regress import regress_markdown, render_regress
 
     settings_threshold = parse_fraction(threshold, "--threshold")
@@ -515,7 +498,7 @@ def regress(
     if output is not None:
         write_json_atomic(output, data)
     if markdown is not None:
-        _write_text_atomic(markdown, regress_markdown(data))
+        write_text_atomic(markdown, regress_markdown(data))
     if format is ListFormat.json:
         _echo_json(data)
     else:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +9,7 @@ from ..devices import DeviceProfile
 from ..errors import SetupError
 from .breakdown import breakdown_markdown
 from .compare import compare_markdown, plot_compare
+from .files import write_text_atomic
 from .guidelines import guidelines_markdown
 from .profile import environment_line
 from .units import binary_bytes, si
@@ -118,9 +117,4 @@ def write_report(folder: Path, device: DeviceProfile, results: dict[str, Any]) -
     seconds = sum(e["seconds"] for e in (*zoo, speed, *results["guidelines"], *results["breakdowns"],
                                          *([results["fidelity"]] if results["fidelity"] else [])))
     lines += [f"Measuring took {seconds / 60:.1f} min in all (resumed runs add up the original times).", ""]
-    path = folder / "REPORT.md"
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".REPORT.", suffix=".md")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines))
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(folder / "REPORT.md", "\n".join(lines))

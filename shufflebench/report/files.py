@@ -11,13 +11,9 @@ from typing import Any
 from ..errors import UsageError
 
 
-def write_json_atomic(path: str | Path, data: dict[str, Any]) -> Path:
-    """Write ``data`` as JSON to ``path`` via a temporary file in the same folder and an atomic rename.
-
-    ``data`` must carry a ``schema`` key (e.g. ``"shufflebench.profile/1"``) so readers can refuse or migrate.
-    """
-    if "schema" not in data:
-        raise ValueError("result data must carry a 'schema' key")
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` via a temporary file in the same folder and an atomic rename, so a crash never
+    leaves half a file; `UsageError` when the folder cannot be written."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -26,8 +22,7 @@ def write_json_atomic(path: str | Path, data: dict[str, Any]) -> Path:
         raise UsageError(f"cannot write {path}: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=False)
-            handle.write("\n")
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -35,6 +30,16 @@ def write_json_atomic(path: str | Path, data: dict[str, Any]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_json_atomic(path: str | Path, data: dict[str, Any]) -> Path:
+    """Write ``data`` as JSON to ``path`` atomically (`write_text_atomic`).
+
+    ``data`` must carry a ``schema`` key (e.g. ``"shufflebench.profile/1"``) so readers can refuse or migrate.
+    """
+    if "schema" not in data:
+        raise ValueError("result data must carry a 'schema' key")
+    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
 def read_json(path: str | Path, *, schema_prefix: str) -> dict[str, Any]:
