@@ -29,6 +29,8 @@ from .models import resolve_model
 from .report.files import read_json, write_json_atomic
 
 BENCH_SCHEMA = "shufflebench.bench"
+# Raised whenever an experiment's data changes shape; files of another version are measured again.
+BENCH_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -78,13 +80,16 @@ class Suite:
         path = self.out / f"{name}.json"
         if path.is_file():
             try:
-                return read_json(path, schema_prefix=BENCH_SCHEMA)
+                stored = read_json(path, schema_prefix=BENCH_SCHEMA)
+                if stored["schema"] == f"{BENCH_SCHEMA}/{BENCH_VERSION}":
+                    return stored
             except UsageError:
-                self.log(f"{path} is unreadable or from another version; measuring it again")
+                pass
+            self.log(f"{path} is unreadable or from another version; measuring it again")
         self.log(f"measuring {name} on {self.device.name}")
         started = time.perf_counter()
         data = measure()
-        result = {"schema": f"{BENCH_SCHEMA}/1", "experiment": name, "device": self.device.name,
+        result = {"schema": f"{BENCH_SCHEMA}/{BENCH_VERSION}", "experiment": name, "device": self.device.name,
                   "emulated": self.device.emulated, "seconds": time.perf_counter() - started,
                   "plan": self.plan.__dict__, "data": data}
         write_json_atomic(path, result)
