@@ -60,17 +60,18 @@ def measure_interleaved(refs: list[ModelRef], device: DeviceProfile, policy: Sam
     costs = [summarize(layer_table(ref)) for ref in refs]
     runner = runner_for(device)
     verify = verify and device.backend != "torch"  # torch eager is the reference itself
+
+    def check(index: int, outputs: dict) -> None:
+        expected = reference_outputs(refs[index], device)
+        if expected is not None:
+            check_outputs(f"{refs[index].label} on {device.name}", expected, next(iter(outputs.values())))
+
+    kwargs = dict(on_progress=on_progress, return_outputs=verify, profile_runs=profile_runs,
+                  check=check if verify else None)
     if len(refs) == 1:
-        runs = [runner.measure(refs[0], policy, on_progress=on_progress, return_outputs=verify,
-                               profile_runs=profile_runs)]
+        runs = [runner.measure(refs[0], policy, **kwargs)]
     else:
-        runs = runner.measure_many(refs, policy, on_progress=on_progress, return_outputs=verify,
-                                   profile_runs=profile_runs)
-    if verify:
-        for ref, run in zip(refs, runs):
-            expected = reference_outputs(ref, device)
-            if expected is not None:
-                check_outputs(f"{ref.label} on {device.name}", expected, next(iter(run.outputs.values())))
+        runs = runner.measure_many(refs, policy, **kwargs)
     return [ProfileResult(ref, device, cost, run) for ref, cost, run in zip(refs, costs, runs)]
 
 

@@ -118,7 +118,15 @@ def test_outputs_that_disagree_are_refused():
 def test_profile_refuses_a_model_that_computes_something_else(monkeypatch):
     import shufflebench.profiling as profiling
 
+    import shufflebench.measure.sampling as sampling
+
     monkeypatch.setattr(profiling, "reference_outputs", lambda ref, device: np.zeros((1, 128, 8, 8)) + 5)
+
+    def must_not_time(*args, **kwargs):
+        raise AssertionError("a model whose outputs disagree was timed")
+
+    monkeypatch.setattr(sampling, "collect", must_not_time)
+    monkeypatch.setattr(sampling, "collect_interleaved", must_not_time)
 
     with pytest.raises(MeasurementError, match="outputs disagree"):
         profile_model(resolve_model(SMALL), resolve_device("cpu"),

@@ -295,14 +295,27 @@ def open_model(request: dict) -> OpenModel:
     return OpenModel(request, ort, session, specs, make_inputs(specs, request["seed"]), load_s)
 
 
-def _result(model: OpenModel, samples) -> dict:
+def _first_outputs(models: list, check) -> list:
+    """Each model's outputs for its seeded inputs (when asked), from one run BEFORE any timing, so a caller's
+    ``check(index, {name: array})`` can refuse a model that computes something else before it is timed."""
+    outputs = []
+    for index, model in enumerate(models):
+        if not model.request["return_outputs"]:
+            outputs.append(None)
+            continue
+        try:
+            values = model.session.run(model.output_names, model.feeds)
+        except Exception as exc:
+            raise RunnerError("run_failed", f"onnxruntime failed running the model: {_one_line(exc)}")
+        outputs.append(values)
+        if check is not None:
+            check(index, dict(zip(model.output_names, values)))
+    return outputs
+
+
+def _result(model: OpenModel, samples, outputs) -> dict:
     """The JSON-able answer for one measured model (see `run`)."""
     request, session = model.request, model.session
-    try:
-        # Outputs come from one extra run after sampling, with the same inputs, so copying them never disturbs timing.
-        outputs = session.run(model.output_names, model.feeds) if request["return_outputs"] else None
-    except Exception as exc:
-        raise RunnerError("run_failed", f"onnxruntime failed running the model: {_one_line(exc)}")
     names = [p if isinstance(p, str) else p[0] for p in request["providers"]]
     result = {"schema": SCHEMA}
     result.update(samples.to_dict())
@@ -338,36 +351,39 @@ def _result(model: OpenModel, samples) -> dict:
     return result
 
 
-def run(request: dict, on_progress=None) -> dict:
+def run(request: dict, on_progress=None, check=None) -> dict:
     """Measure the model named in `request` (schema in the module docstring) and return JSON-able results.
 
     Keys: schema, samples_s / warmup_s (seconds, unrounded), stop_reason, policy, elapsed_s (seconds, whole sampling
     loop), load_s (session creation, seconds), inputs (shape, dtype, sha256 of the bytes), seed, session (the
     options actually used, with the providers onnxruntime kept), environment (`environment.capture`), outputs
     when asked, and node_profile when ``profile_runs`` > 0 (see `profile_nodes`). Raises `RunnerError`.
+    In-process callers may pass ``check(index, outputs)``, called before timing (see `_first_outputs`).
     """
     model = open_model(request)
+    outputs = _first_outputs([model], check)[0]
     policy = sampling.SamplingPolicy.from_dict(model.request["policy"])
     try:
         samples = sampling.collect(model.run_once, policy, on_progress=on_progress)
     except Exception as exc:
         raise RunnerError("run_failed", f"onnxruntime failed running the model: {_one_line(exc)}")
-    return _result(model, samples)
+    return _result(model, samples, outputs)
 
 
-def run_many(requests: list, policy_fields: dict, on_progress=None) -> list:
+def run_many(requests: list, policy_fields: dict, on_progress=None, check=None) -> list:
     """Measure several models interleaved round-robin (`sampling.collect_interleaved`) under one policy.
 
     Each request follows `run`'s schema (its own "policy" is ignored); answers come back in the same order, with
     sample ``i`` of every model taken in round ``i``.
     """
     models = [open_model(dict(r, policy=policy_fields)) for r in requests]
+    outputs = _first_outputs(models, check)
     policy = sampling.SamplingPolicy.from_dict(policy_fields)
     try:
         all_samples = sampling.collect_interleaved([m.run_once for m in models], policy, on_progress=on_progress)
     except Exception as exc:
         raise RunnerError("run_failed", f"onnxruntime failed running a model: {_one_line(exc)}")
-    return [_result(m, samples) for m, samples in zip(models, all_samples)]
+    return [_result(m, samples, out) for m, samples, out in zip(models, all_samples, outputs)]
 
 
 def profile_nodes(model: OpenModel, runs: int) -> dict:

@@ -19,6 +19,9 @@ from ..models import ModelRef
 
 #: on_progress(phase, runs_done, elapsed_s), phase "warmup" or "timed".
 Progress = Optional[Callable[[str, int, float], None]]
+#: check(index, {output name: array}): raise to refuse model ``index`` (its outputs are wrong). Local runners call it
+#: before timing; a remote board cannot call back, so its outputs are checked when the answer arrives.
+OutputCheck = Optional[Callable[[int, dict], None]]
 
 INPUT_NAME = "input"  # the name `export` gives the single input
 SEED = 0
@@ -43,13 +46,14 @@ class Runner(Protocol):
     profile: DeviceProfile
 
     def measure(self, ref: ModelRef, policy: SamplingPolicy, *, on_progress: Progress = None,
-                return_outputs: bool = False, profile_runs: int = 0) -> RunResult:
+                return_outputs: bool = False, profile_runs: int = 0, check: OutputCheck = None) -> RunResult:
         """Time ``ref`` at its input shape; raise `SetupError` when the device cannot run it. ``profile_runs`` > 0
         adds a per-kernel time profile of that many runs (onnxruntime backends)."""
         ...
 
     def measure_many(self, refs: list[ModelRef], policy: SamplingPolicy, *, on_progress: Progress = None,
-                     return_outputs: bool = False, profile_runs: int = 0) -> list[RunResult]:
+                     return_outputs: bool = False, profile_runs: int = 0,
+                     check: OutputCheck = None) -> list[RunResult]:
         """Time several models interleaved round-robin (sample ``i`` of each from round ``i``), in the order given."""
         ...
 

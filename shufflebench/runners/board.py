@@ -14,7 +14,7 @@ from ..errors import SetupError
 from ..export import export_onnx
 from ..measure.sampling import SamplingPolicy
 from ..models import ModelRef
-from .base import Progress, RunResult
+from .base import OutputCheck, Progress, RunResult
 from .onnxruntime_local import OnnxRuntimeRunner, board_request, result_from_board
 from .remote import EmulatedArm, SshTarget, run_remote
 
@@ -40,18 +40,20 @@ class BoardRunner:
         self.profile = profile
 
     def measure(self, ref: ModelRef, policy: SamplingPolicy, *, on_progress: Progress = None,
-                return_outputs: bool = False, profile_runs: int = 0) -> RunResult:
+                return_outputs: bool = False, profile_runs: int = 0, check: OutputCheck = None) -> RunResult:
         """Ship the model and runner, time it there, read the samples back (no live progress from a board)."""
         return self.measure_many([ref], policy, on_progress=on_progress, return_outputs=return_outputs,
-                                 profile_runs=profile_runs)[0]
+                                 profile_runs=profile_runs, check=check)[0]
 
     def measure_many(self, refs: list[ModelRef], policy: SamplingPolicy, *, on_progress: Progress = None,
-                     return_outputs: bool = False, profile_runs: int = 0) -> list[RunResult]:
-        """Ship every model and the runner in one bundle; the board times them interleaved round-robin."""
+                     return_outputs: bool = False, profile_runs: int = 0,
+                     check: OutputCheck = None) -> list[RunResult]:
+        """Ship every model and the runner in one bundle; the board times them interleaved round-robin. A board
+        cannot call back before timing, so ``check`` judges the outputs that come back with the samples."""
         if self.profile.location == "ssh" and not self.profile.host and platform.machine().lower() in ARM_MACHINES:
             return OnnxRuntimeRunner(self.profile).measure_many(refs, policy, on_progress=on_progress,
                                                                 return_outputs=return_outputs,
-                                                                profile_runs=profile_runs)
+                                                                profile_runs=profile_runs, check=check)
         target = target_for(self.profile)
         paths = [export_onnx(ref) for ref in refs]
         requests = []
@@ -64,4 +66,8 @@ class BoardRunner:
             answers = [run_remote(target, paths[0], requests[0])]
         else:
             answers = run_remote(target, paths, {"interleaved": requests, "policy": policy.to_dict()})["results"]
-        return [result_from_board(answer, emulated=target.emulated) for answer in answers]
+        results = [result_from_board(answer, emulated=target.emulated) for answer in answers]
+        if check is not None:
+            for index, result in enumerate(results):
+                check(index, result.outputs)
+        return results

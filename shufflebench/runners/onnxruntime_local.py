@@ -18,7 +18,7 @@ from ..measure.sampling import SamplingPolicy
 from ..measure.sampling import Samples
 from ..measure.stats import Measurement
 from ..models import ModelRef
-from .base import INPUT_NAME, SEED, Progress, RunResult
+from .base import INPUT_NAME, SEED, OutputCheck, Progress, RunResult
 
 CUDA_HINT = "install the GPU build: pip uninstall onnxruntime && pip install onnxruntime-gpu"
 
@@ -69,21 +69,22 @@ class OnnxRuntimeRunner:
         self.profile = profile
 
     def measure(self, ref: ModelRef, policy: SamplingPolicy, *, on_progress: Progress = None,
-                return_outputs: bool = False, profile_runs: int = 0) -> RunResult:
-        """Export (cached), then time `InferenceSession.run` under ``policy``."""
-        request = board_request(ref, self.profile, policy, str(export_onnx(ref)), return_outputs=return_outputs,
-                                profile_runs=profile_runs)
-        with self._errors():
-            answer = board_runner.run(request, on_progress=on_progress)
-        return result_from_board(answer, emulated=False)
+                return_outputs: bool = False, profile_runs: int = 0, check: OutputCheck = None) -> RunResult:
+        """Export (cached), check the outputs (``check``, before any timing), then time `InferenceSession.run`."""
+        return self.measure_many([ref], policy, on_progress=on_progress, return_outputs=return_outputs,
+                                 profile_runs=profile_runs, check=check)[0]
 
     def measure_many(self, refs: list[ModelRef], policy: SamplingPolicy, *, on_progress: Progress = None,
-                     return_outputs: bool = False, profile_runs: int = 0) -> list[RunResult]:
-        """Export each model, then time them interleaved round-robin in one process."""
+                     return_outputs: bool = False, profile_runs: int = 0,
+                     check: OutputCheck = None) -> list[RunResult]:
+        """Export each model, check its outputs, then time them interleaved round-robin in one process."""
         requests = [board_request(ref, self.profile, policy, str(export_onnx(ref)), return_outputs=return_outputs,
                                   profile_runs=profile_runs) for ref in refs]
         with self._errors():
-            answers = board_runner.run_many(requests, policy.to_dict(), on_progress=on_progress)
+            if len(requests) == 1:
+                answers = [board_runner.run(requests[0], on_progress=on_progress, check=check)]
+            else:
+                answers = board_runner.run_many(requests, policy.to_dict(), on_progress=on_progress, check=check)
         return [result_from_board(answer, emulated=False) for answer in answers]
 
     @contextmanager

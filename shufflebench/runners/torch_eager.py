@@ -54,13 +54,14 @@ class TorchRunner:
         self.profile = profile
 
     def measure(self, ref: ModelRef, policy: SamplingPolicy, *, on_progress: Progress = None,
-                return_outputs: bool = False, profile_runs: int = 0) -> RunResult:
+                return_outputs: bool = False, profile_runs: int = 0, check=None) -> RunResult:
         """Time ``model(input)`` under ``policy`` on the profile's device (no per-kernel profile in torch)."""
         return self.measure_many([ref], policy, on_progress=on_progress, return_outputs=return_outputs)[0]
 
     def measure_many(self, refs: list[ModelRef], policy: SamplingPolicy, *, on_progress: Progress = None,
-                     return_outputs: bool = False, profile_runs: int = 0) -> list[RunResult]:
-        """Time several models interleaved round-robin on the profile's device."""
+                     return_outputs: bool = False, profile_runs: int = 0, check=None) -> list[RunResult]:
+        """Time several models interleaved round-robin on the profile's device (torch is the reference itself, so
+        ``check`` has nothing to compare and is not called)."""
         import torch
 
         for ref in refs:
