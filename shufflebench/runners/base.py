@@ -8,6 +8,7 @@ onnxruntime or torch directly; it asks `runner_for(profile)`.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol
 
@@ -56,6 +57,21 @@ class Runner(Protocol):
                      check: OutputCheck = None) -> list[RunResult]:
         """Time several models interleaved round-robin (sample ``i`` of each from round ``i``), in the order given."""
         ...
+
+
+class RunnerBase(ABC):
+    """What every runner shares: its device profile, and `measure` as `measure_many` of one model."""
+
+    def __init__(self, profile: DeviceProfile) -> None:
+        self.profile = profile
+
+    def measure(self, ref: ModelRef, policy: SamplingPolicy, **options: Any) -> RunResult:
+        """Time one model (the keyword options of `Runner.measure`)."""
+        return self.measure_many([ref], policy, **options)[0]
+
+    @abstractmethod
+    def measure_many(self, refs: list[ModelRef], policy: SamplingPolicy, **options: Any) -> list[RunResult]:
+        """Time several models interleaved round-robin (see `Runner.measure_many`)."""
 
 
 def runner_for(profile: DeviceProfile) -> Runner:

@@ -14,7 +14,7 @@ from ..errors import SetupError
 from ..export import export_onnx
 from ..measure.sampling import SamplingPolicy
 from ..models import ModelRef
-from .base import OutputCheck, Progress, RunResult
+from .base import OutputCheck, Progress, RunnerBase, RunResult
 from .onnxruntime_local import OnnxRuntimeRunner, board_request, result_from_board
 from .remote import EmulatedArm, SshTarget, run_remote
 
@@ -33,17 +33,9 @@ def target_for(profile: DeviceProfile):
     return SshTarget(profile.host, port=profile.port, ssh_options=profile.ssh_options, python=profile.python)
 
 
-class BoardRunner:
+class BoardRunner(RunnerBase):
     """A profile whose model runs in another Python: an SSH board or qemu-user emulation."""
 
-    def __init__(self, profile: DeviceProfile) -> None:
-        self.profile = profile
-
-    def measure(self, ref: ModelRef, policy: SamplingPolicy, *, on_progress: Progress = None,
-                return_outputs: bool = False, profile_runs: int = 0, check: OutputCheck = None) -> RunResult:
-        """Ship the model and runner, time it there, read the samples back (no live progress from a board)."""
-        return self.measure_many([ref], policy, on_progress=on_progress, return_outputs=return_outputs,
-                                 profile_runs=profile_runs, check=check)[0]
 
     def measure_many(self, refs: list[ModelRef], policy: SamplingPolicy, *, on_progress: Progress = None,
                      return_outputs: bool = False, profile_runs: int = 0,

@@ -18,7 +18,7 @@ from ..measure.sampling import SamplingPolicy
 from ..measure.sampling import Samples
 from ..measure.stats import Measurement
 from ..models import ModelRef
-from .base import INPUT_NAME, SEED, OutputCheck, Progress, RunResult
+from .base import INPUT_NAME, SEED, OutputCheck, Progress, RunnerBase, RunResult
 
 CUDA_HINT = "install the GPU build: pip uninstall onnxruntime && pip install onnxruntime-gpu"
 
@@ -62,17 +62,9 @@ def result_from_board(answer: dict, *, emulated: bool) -> RunResult:
                      environment["emulated"], outputs, answer.get("load_s"), answer.get("node_profile"))
 
 
-class OnnxRuntimeRunner:
+class OnnxRuntimeRunner(RunnerBase):
     """onnxruntime with the profile's execution provider, threads and optimization level, in this process."""
 
-    def __init__(self, profile: DeviceProfile) -> None:
-        self.profile = profile
-
-    def measure(self, ref: ModelRef, policy: SamplingPolicy, *, on_progress: Progress = None,
-                return_outputs: bool = False, profile_runs: int = 0, check: OutputCheck = None) -> RunResult:
-        """Export (cached), check the outputs (``check``, before any timing), then time `InferenceSession.run`."""
-        return self.measure_many([ref], policy, on_progress=on_progress, return_outputs=return_outputs,
-                                 profile_runs=profile_runs, check=check)[0]
 
     def measure_many(self, refs: list[ModelRef], policy: SamplingPolicy, *, on_progress: Progress = None,
                      return_outputs: bool = False, profile_runs: int = 0,

@@ -13,13 +13,12 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-from ..devices import DeviceProfile
 from ..errors import SetupError, UsageError
 from ..measure import environment
 from ..measure.sampling import SamplingPolicy, collect_interleaved
 from ..measure.stats import Measurement
 from ..models import ModelRef
-from .base import INPUT_NAME, Progress, RunResult, seeded_inputs
+from .base import INPUT_NAME, Progress, RunnerBase, RunResult, seeded_inputs
 
 
 class CudaEventClock:
@@ -47,16 +46,9 @@ def require_cuda(torch_module: Any, device_name: str) -> None:
         )
 
 
-class TorchRunner:
+class TorchRunner(RunnerBase):
     """torch eager inference with the profile's threads (CPU) or on the GPU (CUDA)."""
 
-    def __init__(self, profile: DeviceProfile) -> None:
-        self.profile = profile
-
-    def measure(self, ref: ModelRef, policy: SamplingPolicy, *, on_progress: Progress = None,
-                return_outputs: bool = False, profile_runs: int = 0, check=None) -> RunResult:
-        """Time ``model(input)`` under ``policy`` on the profile's device (no per-kernel profile in torch)."""
-        return self.measure_many([ref], policy, on_progress=on_progress, return_outputs=return_outputs)[0]
 
     def measure_many(self, refs: list[ModelRef], policy: SamplingPolicy, *, on_progress: Progress = None,
                      return_outputs: bool = False, profile_runs: int = 0, check=None) -> list[RunResult]:
