@@ -35,7 +35,7 @@ def _rows(data: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         ("throughput", f"{data['throughput_per_s']:.1f} images/s" if data["throughput_per_s"] else "n/a"),
         ("achieved", f"{si(achieved)} MAdd/s" + (f" ({fraction['madd']:.1%} of peak)" if "madd" in fraction else "")
          if achieved else "n/a"),
-        ("runs", f"{lat['runs']} timed + {len(lat['warmup_ms'])} warm-up, stopped on {lat['stop_reason']}"),
+        ("runs", f"{lat['runs']} + {len(lat['warmup_ms'])} warm-up, to {lat['stop_reason']}"),
     ]
     rows = []
     for i in range(max(len(theory), len(actual))):
