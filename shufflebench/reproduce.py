@@ -30,7 +30,7 @@ from .report.files import read_json, write_json_atomic
 
 BENCH_SCHEMA = "shufflebench.bench"
 # Raised whenever an experiment's data changes shape; files of another version are measured again.
-BENCH_VERSION = 2
+BENCH_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -223,6 +223,7 @@ def measure_fidelity(device: DeviceProfile, plan: Plan) -> dict[str, Any]:
     profile_median = statistics.median(medians)
 
     overhead = collect(lambda: None, SamplingPolicy(warmup_runs=10, min_runs=1000, max_runs=1000, budget_s=5.0))
+    drift = machine_drift(blocks=plan.fidelity_repeats * 2)
     return {
         "model": ref.label,
         "paired_runs": len(a),
@@ -232,7 +233,31 @@ def measure_fidelity(device: DeviceProfile, plan: Plan) -> dict[str, Any]:
         "sequential_profile_vs_bare": profile_median / statistics.median(bare_medians) - 1,
         "profile_spread": (max(medians) - min(medians)) / profile_median,
         "loop_overhead_us": statistics.median(overhead.samples_s) * 1e6,
+        "machine_drift": drift,
     }
+
+
+def machine_drift(blocks: int = 10, runs: int = 200) -> float:
+    """How much this machine drifts by itself: the spread (max - min over median) of the medians of ``blocks``
+    consecutive blocks of a fixed pure-Python loop. Nothing of onnxruntime or shufflebench is in it, so a large
+    value says repeated measurements cannot agree more closely than that here."""
+
+    def work() -> int:
+        total = 0
+        for i in range(20000):
+            total += i * i
+        return total
+
+    medians = []
+    for _ in range(blocks):
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            work()
+            times.append(time.perf_counter() - start)
+        medians.append(statistics.median(times))
+    middle = statistics.median(medians)
+    return (max(medians) - min(medians)) / middle
 
 
 def run_suite(device: DeviceProfile, out_root: Path, *, quick: bool, log: Callable[[str], None] = print) -> Path:

@@ -34,7 +34,7 @@ def test_quick_run_writes_every_experiment_and_the_report(quick_run):
     assert {p.stem for p in folder.glob("*.json")} == EXPECTED
     for path in folder.glob("*.json"):
         data = json.loads(path.read_text())
-        assert data["schema"] == "shufflebench.bench/2" and data["device"] == "cpu" and data["seconds"] > 0
+        assert data["schema"] == "shufflebench.bench/3" and data["device"] == "cpu" and data["seconds"] > 0
     report = (folder / "REPORT.md").read_text()
     for heading in ("## The zoo", "Table 8", "Tables 1-4", "Figure 2", "Measurement fidelity"):
         assert heading in report
@@ -55,7 +55,7 @@ def test_rerun_only_rebuilds_the_report_and_resumes_what_is_missing(quick_run):
     (folder / "guidelines-g3.json").unlink()
     (folder / "fidelity.json").write_text("{not json")
     old = json.loads((folder / "guidelines-g1.json").read_text())
-    (folder / "guidelines-g1.json").write_text(json.dumps(dict(old, schema="shufflebench.bench/1")))
+    (folder / "guidelines-g1.json").write_text(json.dumps(dict(old, schema="shufflebench.bench/2")))
     logs.clear()
     run_suite(resolve_device("cpu"), folder.parent, quick=True, log=logs.append)
     measured = [line for line in logs if line.startswith("measuring ")]
