@@ -54,11 +54,6 @@ class Layer:
     fused_into: int | None = None
 
     @property
-    def activation(self) -> str:
-        """The short operator name (``relu``, ``Conv``...) from the source op, lower case."""
-        return self.op.split("::")[-1].rstrip("_").lower()
-
-    @property
     def arithmetic_intensity(self) -> dict[str, float | None]:
         """Multiply-adds per byte moved, eager and deployed (None where the row moves nothing)."""
         return {

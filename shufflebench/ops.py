@@ -15,7 +15,7 @@ the two agree by construction.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 
 
@@ -40,8 +40,6 @@ class OpKind(str, Enum):
     OTHER = "other"
 
 
-#: Kinds that move data but compute nothing (a materialized copy has MAC, a view has none).
-DATA_MOVEMENT = frozenset({OpKind.CONCAT, OpKind.SPLIT, OpKind.SHUFFLE, OpKind.TRANSPOSE, OpKind.RESHAPE, OpKind.COPY})
 #: Kinds that are element-wise in the ShuffleNet V2 sense (guideline G4): cheap in FLOPs, not in MAC.
 ELEMENTWISE = frozenset({OpKind.ACTIVATION, OpKind.ADD, OpKind.MUL, OpKind.BATCH_NORM})
 #: Kinds whose cost is dominated by multiply-adds.
@@ -168,19 +166,3 @@ def copy_cost(kind: OpKind, inputs: tuple[Tensor, ...], outputs: tuple[Tensor, .
 def view_cost(kind: OpKind) -> OpCost:
     """A pure view (reshape, transpose, a split into views): no arithmetic and no memory traffic."""
     return OpCost(kind)
-
-
-@dataclass
-class CoverageCounter:
-    """Which executed operators were counted, which are zero by definition, and which are unknown."""
-
-    counted: int = 0
-    zero_by_definition: int = 0
-    unknown: dict[str, int] = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return {
-            "counted": self.counted,
-            "zero_by_definition": self.zero_by_definition,
-            "unknown": dict(sorted(self.unknown.items())),
-        }

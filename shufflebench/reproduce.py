@@ -15,7 +15,6 @@ and a run with nothing left to measure only rebuilds ``REPORT.md`` and the plots
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from dataclasses import dataclass
@@ -271,8 +270,3 @@ def run_suite(device: DeviceProfile, out_root: Path, *, quick: bool, log: Callab
     write_report(folder, device, results)
     log(f"measured {len(suite.measured)} experiment(s) this run; report: {folder / 'REPORT.md'}")
     return folder
-
-
-def load_json(path: Path) -> dict[str, Any]:
-    """A bench result file (for tests and tools)."""
-    return json.loads(Path(path).read_text())

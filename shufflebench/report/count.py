@@ -6,7 +6,7 @@ import csv
 import io
 from typing import Any, Iterable
 
-from rich.console import Console, Group
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
@@ -16,7 +16,6 @@ from ..models import ModelRef
 from .units import binary_bytes, shape, si
 
 COUNT_SCHEMA = "shufflebench.count/1"
-SORT_KEYS = ("order", "flops", "mac", "params")
 _SORT_FIELDS = {"flops": "flops_madd", "mac": "mac_bytes", "params": "params"}
 
 
@@ -168,8 +167,3 @@ def _csv_cell(value: Any) -> Any:
     if isinstance(value, list):
         return ";".join(shape(v) if isinstance(v, list) else str(v) for v in value) if value and isinstance(value[0], list) else shape(value)
     return "" if value is None else value
-
-
-def print_renderable(renderable: Any, console: Console | None = None) -> None:
-    """Print to stdout with a sensible width when not on a terminal (tests, pipes)."""
-    (console or Console(width=100)).print(renderable)
