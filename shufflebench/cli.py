@@ -214,16 +214,20 @@ PrecisionOpt = Annotated[
 ]
 WarmupOpt = Annotated[int, typer.Option("--warmup", min=0, help="Warm-up runs, timed but kept apart.")]
 MinRunsOpt = Annotated[int, typer.Option("--min-runs", min=1, help="Timed runs always taken.")]
+MinTimeOpt = Annotated[float, typer.Option("--min-time", min=0.0, help="Seconds of timed runs before the precision "
+                                           "target may end sampling, so slow and fast spells of the machine are both "
+                                           "seen (the budget still ends it first).")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="A device profile name (see `devices`) or a .toml file.")]
 ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="Intra-op threads (default: the profile's).")]
 HostOpt = Annotated[Optional[str], typer.Option("--host", help="SSH destination of an ARM board (user@host).")]
 
 
-def sampling_policy(budget: float, precision: float, warmup: int, min_runs: int):
+def sampling_policy(budget: float, precision: float, warmup: int, min_runs: int, min_time: float):
     """The timing loop's stopping rule from the command-line options."""
     from .measure.sampling import SamplingPolicy
 
-    return SamplingPolicy(warmup_runs=warmup, min_runs=min_runs, budget_s=budget, target_rel_ci=precision)
+    return SamplingPolicy(warmup_runs=warmup, min_runs=min_runs, budget_s=budget, target_rel_ci=precision,
+                          min_time_s=min_time)
 
 
 def progress_reporter(label: str, budget: float):
@@ -263,6 +267,7 @@ def profile(
     precision: PrecisionOpt = 0.01,
     warmup: WarmupOpt = 10,
     min_runs: MinRunsOpt = 20,
+    min_time: MinTimeOpt = 2.0,
     breakdown: Annotated[bool, typer.Option("--breakdown", help="Per-operator time by category (onnxruntime "
                                             "profiler), beside FLOPs and MAC shares.")] = False,
     output: Annotated[Optional[Path], typer.Option("--output", help="Write the JSON result to this file.")] = None,
@@ -276,7 +281,7 @@ def profile(
 
     profile_ = resolve_device(device, host=host, threads=threads, batch=batch)
     ref = model_ref(model, width, groups, resolution, profile_.batch, input_shape)
-    policy = sampling_policy(budget, precision, warmup, min_runs)
+    policy = sampling_policy(budget, precision, warmup, min_runs, min_time)
     if breakdown and profile_.backend != "onnxruntime":
         raise UsageError(f"--breakdown uses onnxruntime's profiler; device {profile_.name} runs {profile_.backend}")
     with progress_reporter(ref.label, budget) as update:
@@ -366,6 +371,7 @@ def baseline_save(
     precision: PrecisionOpt = 0.01,
     warmup: WarmupOpt = 10,
     min_runs: MinRunsOpt = 20,
+    min_time: MinTimeOpt = 2.0,
 ) -> None:
     """Store the exact proxies of models (and optionally their latency) with the environment, for CI."""
     from .devices import resolve_device
@@ -381,7 +387,7 @@ def baseline_save(
     measured = {}
     environment = None
     if latency:
-        policy = sampling_policy(budget, precision, warmup, min_runs)
+        policy = sampling_policy(budget, precision, warmup, min_runs, min_time)
         for ref in refs:
             with progress_reporter(ref.label, budget) as update:
                 result = profile_model(ref, profile_, policy, on_progress=update)
@@ -431,6 +437,7 @@ def regress(
     warmup: WarmupOpt = 10,
     min_runs: Annotated[int, typer.Option("--min-runs", min=1, help="Rounds (one run of each model) always taken.")
                         ] = 50,
+    min_time: MinTimeOpt = 2.0,
     config: ConfigOpt = None,
     markdown: Annotated[Optional[Path], typer.Option("--markdown", help="Write a summary for a pull-request comment "
                                                      "to this file.")] = None,
@@ -468,7 +475,7 @@ def regress(
     settings = GateSettings(threshold=settings_threshold, min_effect=settings_min_effect,
                             proxies=(proxies.value if proxies else ("strict" if stored is not None else "report")),
                             latency=latency and (against is not None or against_rev is not None or stored is not None))
-    policy = sampling_policy(budget, precision, warmup, min_runs)
+    policy = sampling_policy(budget, precision, warmup, min_runs, min_time)
     with ExitStack() as stack:
         against_ref = None
         if against_rev is not None:
@@ -522,6 +529,7 @@ def compare(
     precision: PrecisionOpt = 0.01,
     warmup: WarmupOpt = 10,
     min_runs: MinRunsOpt = 20,
+    min_time: MinTimeOpt = 2.0,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Write plots to this .png or .svg file.")] = None,
     breakdown: Annotated[bool, typer.Option("--breakdown", help="Each model's per-operator time by category.")] = False,
     output: Annotated[Optional[Path], typer.Option("--output", help="Write the JSON result to this file.")] = None,
@@ -547,7 +555,7 @@ def compare(
             base_index = len(refs) - 1
     if plot is not None and plot.suffix.lower() not in (".png", ".svg"):
         raise UsageError(f"--plot {str(plot)!r}: the file must end in .png or .svg")
-    policy = sampling_policy(budget * len(refs), precision, warmup, min_runs)
+    policy = sampling_policy(budget * len(refs), precision, warmup, min_runs, min_time)
     if breakdown and profile_.backend != "onnxruntime":
         raise UsageError(f"--breakdown uses onnxruntime's profiler; device {profile_.name} runs {profile_.backend}")
     with progress_reporter(f"{len(refs)} models interleaved", policy.budget_s) as update:
@@ -585,6 +593,7 @@ def guidelines(
     precision: PrecisionOpt = 0.01,
     warmup: WarmupOpt = 5,
     min_runs: MinRunsOpt = 20,
+    min_time: MinTimeOpt = 2.0,
     output: Annotated[Optional[Path], typer.Option("--output", help="Write the JSON result to this file.")] = None,
     format: Annotated[ProfileFormat, typer.Option("--format", help="Output format.")] = ProfileFormat.table,
 ) -> None:
@@ -596,7 +605,7 @@ def guidelines(
 
     chosen, scales = parse_only(only), parse_widths(widths)
     profile_ = resolve_device(device, host=host, threads=threads)
-    policy = sampling_policy(budget, precision, warmup, min_runs)
+    policy = sampling_policy(budget, precision, warmup, min_runs, min_time)
     status = Console(stderr=True)
     data = run_experiments(profile_, policy, only=chosen, widths=scales,
                            on_group=lambda name, scale: status.print(f"measuring {name} x{scale}", style="dim"))

@@ -29,7 +29,7 @@ from .report.files import read_json, write_json_atomic
 
 BENCH_SCHEMA = "shufflebench.bench"
 # Raised whenever an experiment's data changes shape; files of another version are measured again.
-BENCH_VERSION = 3
+BENCH_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -206,10 +206,12 @@ def measure_fidelity(device: DeviceProfile, plan: Plan) -> dict[str, Any]:
     paired = float(np.median(a) / np.median(b) - 1)
 
     # sequential
-    medians, bare_medians = [], []
+    medians, bare_medians, intervals, worth = [], [], [], []
     for _ in range(plan.fidelity_repeats):
         measurement = profile_model(ref, device, policy, verify=False).run.measurement
         medians.append(measurement.median)
+        intervals.append(measurement.ci95)
+        worth.append([measurement.effective_runs, measurement.runs])
         session = bare_session()
         for _ in range(plan.warmup):
             session.run(None, feeds)
@@ -231,6 +233,12 @@ def measure_fidelity(device: DeviceProfile, plan: Plan) -> dict[str, Any]:
         "bare_loop_medians_ms": [m * 1e3 for m in bare_medians],
         "sequential_profile_vs_bare": profile_median / statistics.median(bare_medians) - 1,
         "profile_spread": (max(medians) - min(medians)) / profile_median,
+        "profile_ci95_ms": [None if ci is None else [ci[0] * 1e3, ci[1] * 1e3] for ci in intervals],
+        # Does one value lie in every run's interval? If not, the runs disagree beyond what each one's
+        # (dependence-widened) interval allows: the machine changed between runs, not only within them.
+        "profile_cis_share_a_value": None not in intervals
+        and max(ci[0] for ci in intervals) <= min(ci[1] for ci in intervals),
+        "profile_effective_runs": worth,
         "loop_overhead_us": statistics.median(overhead.samples_s) * 1e6,
         "machine_drift": drift,
     }

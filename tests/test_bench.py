@@ -34,8 +34,13 @@ def test_quick_run_writes_every_experiment_and_the_report(quick_run):
     assert {p.stem for p in folder.glob("*.json")} == EXPECTED
     for path in folder.glob("*.json"):
         data = json.loads(path.read_text())
-        assert data["schema"] == "shufflebench.bench/3" and data["device"] == "cpu" and data["seconds"] > 0
+        assert data["schema"] == "shufflebench.bench/4" and data["device"] == "cpu" and data["seconds"] > 0
+    fidelity = json.loads((folder / "fidelity.json").read_text())["data"]
+    assert len(fidelity["profile_medians_ms"]) == len(fidelity["profile_ci95_ms"]) == 2  # the quick plan's repeats
+    assert all(1 <= worth <= runs for worth, runs in fidelity["profile_effective_runs"])
+    assert isinstance(fidelity["profile_cis_share_a_value"], bool)
     report = (folder / "REPORT.md").read_text()
+    assert "independent ones; their 95% CIs (widened for dependent runs) share" in report
     for heading in ("## The zoo", "Table 8", "Tables 1-4", "Figure 2", "Measurement fidelity"):
         assert heading in report
     assert "184 ms (1.0x)" in report  # the paper's AlexNet latency beside the measured one

@@ -64,6 +64,21 @@ def test_profile_markdown_and_table():
     assert "multiply-adds" in table.stdout and "throughput" in table.stdout
 
 
+def test_profile_reports_min_time_and_effective_runs(tmp_path):
+    from shufflebench.report.profile import profile_markdown
+
+    result = invoke("profile", SMALL, "--format", "json", *QUICK, "--min-time", "0.05")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["latency"]["policy"]["min_time_s"] == 0.05
+    data["latency"].update(runs=482, effective_runs=482)
+    assert "independent runs" not in profile_markdown(data)
+    data["latency"]["effective_runs"] = 34  # runs that repeat each other: say what they are worth
+    assert "| worth | 34 independent runs |" in profile_markdown(data)
+    bad = invoke("profile", SMALL, *QUICK, "--min-time", "-1")
+    assert bad.exit_code == 2 and "--min-time" in bad.output
+
+
 def test_profile_torch_eager_device():
     result = invoke("profile", SMALL, "--device", "cpu-torch", "--format", "json", *QUICK)
     assert result.exit_code == 0, result.output

@@ -13,9 +13,12 @@ from shufflebench.measure.sampling import (
     Samples,
     SamplingPolicy,
     collect,
+    dependence_factor,
+    dependent_median_ci_ranks,
     median_ci,
     median_ci_ranks,
 )
+from shufflebench.measure.stats import Measurement
 
 
 class FakeClock:
@@ -41,6 +44,18 @@ def noisy(mean_s: float, rel_sd: float, seed: int):
         yield max(mean_s * 0.01, rng.gauss(mean_s, mean_s * rel_sd))
 
 
+def two_state(seed: int, stay: float = 0.95, fast_s: float = 5.3e-3, slow_s: float = 7.1e-3, sd_s: float = 0.4e-3):
+    """Endless durations from a machine that switches between a fast and a slow spell (as this project's build VMs
+    do: ShuffleNet V2 at 5.3 ms and 7.1 ms); a run stays in its predecessor's spell with probability `stay`. The
+    long-run median is the midpoint of the two means, by symmetry: 6.2 ms by default."""
+    rng = random.Random(seed)
+    slow = False
+    while True:
+        if rng.random() > stay:
+            slow = not slow
+        yield rng.gauss(slow_s if slow else fast_s, sd_s)
+
+
 def run(policy: SamplingPolicy, durations) -> tuple:
     clock = FakeClock(durations)
     return collect(clock.run_once, policy, clock=clock), clock
@@ -51,9 +66,8 @@ def run(policy: SamplingPolicy, durations) -> tuple:
 
 def test_policy_defaults():
     p = SamplingPolicy()
-    assert (p.warmup_runs, p.min_runs, p.max_runs, p.budget_s, p.target_rel_ci, p.confidence, p.check_every) == (
-        10, 20, 100000, 10.0, 0.01, 0.95, 10,
-    )
+    assert (p.warmup_runs, p.min_runs, p.max_runs, p.budget_s, p.target_rel_ci, p.confidence, p.check_every,
+            p.min_time_s) == (10, 20, 100000, 10.0, 0.01, 0.95, 10, 2.0)
 
 
 @pytest.mark.parametrize(
@@ -72,6 +86,8 @@ def test_policy_defaults():
         ("confidence", 1.0),
         ("confidence", 0.0),
         ("check_every", 0),
+        ("min_time_s", -0.5),
+        ("min_time_s", math.nan),
     ],
 )
 def test_policy_rejects_bad_values_naming_the_field(field, value):
@@ -142,24 +158,39 @@ def test_median_ci_values_are_order_statistics():
 
 
 def test_quiet_run_stops_on_precision_at_min_runs():
-    samples, clock = run(SamplingPolicy(), noisy(1e-3, 0.001, seed=1))
+    samples, clock = run(SamplingPolicy(min_time_s=0), noisy(1e-3, 0.001, seed=1))
     assert samples.stop_reason == "precision"
     assert len(samples.samples_s) == 20
     assert len(samples.warmup_s) == 10
     assert clock.runs == 30
 
 
+def test_precision_cannot_stop_before_min_time():
+    # 1 ms runs, precise from the start: the first check after 0.5 s of timed runs (warm-up not counted) is at run
+    # 500 (min_runs 20 + a multiple of check_every 10); float sums may put run 500 a hair short, hence 510.
+    samples, _ = run(SamplingPolicy(warmup_runs=5, min_time_s=0.5), noisy(1e-3, 0.001, seed=1))
+    assert samples.stop_reason == "precision"
+    assert len(samples.samples_s) in (500, 510)
+    assert sum(samples.samples_s) >= 0.5
+
+
+def test_budget_ends_a_run_before_min_time():
+    samples, _ = run(SamplingPolicy(warmup_runs=0, min_time_s=5.0, budget_s=0.1), noisy(1e-3, 0.001, seed=1))
+    assert len(samples.samples_s) in (100, 101)
+    assert samples.stop_reason == "precision"  # the final check at the budget sees the target met
+
+
 def test_warmups_are_timed_and_kept_apart():
     warm = [5e-3, 4e-3, 3e-3]
     durations = iter(warm + [1e-3] * 1000)
-    samples, _ = run(SamplingPolicy(warmup_runs=3), durations)
+    samples, _ = run(SamplingPolicy(min_time_s=0, warmup_runs=3), durations)
     assert samples.warmup_s == pytest.approx(tuple(warm), rel=1e-9)
     assert max(samples.samples_s) == pytest.approx(1e-3, rel=1e-9)
 
 
 def test_samples_are_not_rounded():
     odd = 1.234567890123e-3
-    samples, _ = run(SamplingPolicy(warmup_runs=0, min_runs=6), iter([odd] * 100))
+    samples, _ = run(SamplingPolicy(min_time_s=0, warmup_runs=0, min_runs=6), iter([odd] * 100))
     # The fake clock starts at 100.0, so the subtraction itself is exact only to ~1e-14; no rounding beyond that.
     assert all(abs(s - odd) < 1e-13 for s in samples.samples_s)
     assert samples.samples_s[0] != round(samples.samples_s[0], 9)
@@ -190,7 +221,7 @@ def test_min_runs_are_taken_even_past_the_budget():
 
 
 def test_precision_is_checked_every_check_every_runs():
-    policy = SamplingPolicy(warmup_runs=0, min_runs=20, check_every=10, budget_s=1e9)
+    policy = SamplingPolicy(warmup_runs=0, min_runs=20, check_every=10, budget_s=1e9, min_time_s=0)
     samples, _ = run(policy, noisy(1e-3, 0.05, seed=6))
     n = len(samples.samples_s)
     assert samples.stop_reason == "precision"
@@ -226,7 +257,8 @@ def test_collect_is_deterministic_for_a_seed():
 def test_progress_reports_each_run():
     seen = []
     clock = FakeClock(noisy(1e-3, 0.001, seed=9))
-    collect(clock.run_once, SamplingPolicy(warmup_runs=2), clock=clock, on_progress=lambda *a: seen.append(a))
+    collect(clock.run_once, SamplingPolicy(warmup_runs=2, min_time_s=0), clock=clock,
+            on_progress=lambda *a: seen.append(a))
     assert [(phase, n) for phase, n, _ in seen] == [("warmup", 1), ("warmup", 2)] + [("timed", i) for i in range(1, 21)]
     assert all(later[2] >= earlier[2] for earlier, later in zip(seen, seen[1:]))
 
@@ -245,3 +277,74 @@ def test_many_runs_stay_cheap():
                      noisy(1e-3, 0.3, seed=11))
     assert samples.stop_reason == "max_runs"
     assert len(samples.samples_s) == 20000
+
+
+# --- dependent runs ------------------------------------------------------------------------------------------------
+
+
+def test_dependence_factor_is_one_for_independent_runs():
+    rng = random.Random(1)
+    for _ in range(5):
+        assert dependence_factor([rng.random() for _ in range(3000)]) == 1.0
+    assert dependence_factor([1.0] * 100) == 1.0  # all tied: nothing to estimate
+    assert dependence_factor(list(range(24))) == 1.0  # under 25 runs: too few batches to say
+
+
+def test_dependence_factor_of_a_two_state_machine():
+    # Indicator autocorrelation 2 * 0.95 - 1 = 0.9 at lag 1, decaying geometrically: integrated time
+    # (1 + 0.9) / (1 - 0.9) = 19; batch means of 54 runs underestimate it a little (by about 2 * 0.9 / (0.01 * 54)).
+    durations = two_state(seed=0)
+    factor = dependence_factor([next(durations) for _ in range(3000)])
+    assert 12 < factor < 25
+    # a steady trend: every batch lies wholly on one side of the median, the most batch means of 54 runs can tell
+    assert dependence_factor(sorted(next(durations) for _ in range(3000))) == pytest.approx(54, rel=0.02)
+
+
+def test_dependent_ranks_hand_worked():
+    assert median_ci_ranks(100, 0.95) == (40, 61)
+    assert dependent_median_ci_ranks(100, 0.95, 1.0) == (40, 61)
+    # worth 25 runs, whose 95% ranks are (8, 18): P(B <= 7) = 0.0216 <= 0.025 < P(B <= 8) = 0.0539 for Bin(25, 1/2);
+    # rank 8 of 25 sits at the level of rank floor(7 * 100 / 25) + 1 = 29 of 100
+    assert sum(math.comb(25, j) for j in range(8)) / 2**25 == pytest.approx(0.0216, abs=1e-4)
+    assert dependent_median_ci_ranks(100, 0.95, 4.0) == (29, 72)
+    assert dependent_median_ci_ranks(20, 0.95, 4.0) is None  # worth 5 runs: too few for 95%
+
+
+def test_interval_covers_a_drifting_machines_median():
+    # 20 seeded measurements of 3 s on a two-state machine. The widened interval covers the long-run median
+    # (6.2 ms) about as often as it claims; the independent one, about half the time.
+    widened = independent = 0
+    for seed in range(20):
+        samples, _ = run(SamplingPolicy(warmup_runs=5, budget_s=3.0), two_state(seed))
+        m = Measurement.from_samples(samples)
+        lo, hi = m.ci95
+        widened += lo <= 6.2e-3 <= hi
+        lo, hi = median_ci(samples.samples_s, 0.95, dependence=1.0)
+        independent += lo <= 6.2e-3 <= hi
+        assert samples.stop_reason == "budget"  # ±1% is out of reach there, and the result says so
+    assert widened >= 18
+    assert independent <= 12
+
+
+def test_a_drifting_measurement_says_so():
+    samples, _ = run(SamplingPolicy(warmup_runs=5, budget_s=3.0), two_state(seed=3))
+    m = Measurement.from_samples(samples)
+    assert m.dependence > 3 and m.effective_runs == int(m.runs / m.dependence)
+    drifting = [w for w in m.warnings if w.startswith("drifting:")]
+    assert drifting == [
+        f"drifting: consecutive runs repeat each other ({m.runs} runs are worth about {m.effective_runs} independent "
+        "ones); the machine's speed changed while measuring, so another invocation may land outside the CI: compare "
+        "models interleaved (compare, regress), not across runs"
+    ]
+    assert m.to_dict()["effective_runs"] == m.effective_runs
+
+
+def test_a_slow_spell_at_the_start_is_not_the_answer():
+    # Spells of about 200 runs (stay 0.995) with little jitter inside them. Stopping as soon as the independent
+    # interval allows reports the spell the measurement began in; min_time_s keeps sampling across spells.
+    hasty, _ = run(SamplingPolicy(warmup_runs=0, min_time_s=0), two_state(seed=2, stay=0.995, sd_s=0.02e-3))
+    assert hasty.stop_reason == "precision" and len(hasty.samples_s) == 20
+    patient, _ = run(SamplingPolicy(warmup_runs=0), two_state(seed=2, stay=0.995, sd_s=0.02e-3))
+    assert sum(patient.samples_s) >= 2.0
+    times = patient.samples_s
+    assert min(times) < 5.5e-3 and max(times) > 6.9e-3  # both spells seen

@@ -15,8 +15,15 @@ MS = 1e-3
 
 KEYS = {
     "median_ms", "mean_ms", "p90_ms", "iqr_ms", "min_ms", "max_ms", "ci95_ms", "samples_ms", "warmup_ms",
-    "stop_reason", "runs", "warnings", "policy",
+    "stop_reason", "runs", "effective_runs", "warnings", "policy",
 }
+
+
+def shuffled(values, seed=0):
+    """`values` in a seeded random order: a sorted series is a drifting one, which is not what these tests are about."""
+    values = list(values)
+    random.Random(seed).shuffle(values)
+    return tuple(values)
 
 
 def test_statistics_worked_by_hand():
@@ -79,12 +86,12 @@ def test_from_dict_round_trips_through_json():
 
 
 def test_quiet_measurement_has_no_warnings():
-    m = Measurement(tuple((1 + 0.001 * i) * MS for i in range(30)))
+    m = Measurement(shuffled((1 + 0.001 * i) * MS for i in range(30)))
     assert m.warnings == ()
 
 
 def test_noisy_measurement_warns_on_iqr():
-    m = Measurement(tuple((1 + 0.05 * i) * MS for i in range(30)))  # IQR 0.725 ms on a 1.725 ms median
+    m = Measurement(shuffled((1 + 0.05 * i) * MS for i in range(30)))  # IQR 0.725 ms on a 1.725 ms median
     assert len(m.warnings) == 1
     assert m.warnings[0].startswith("noisy: IQR is 42.0% of the median")
 
@@ -107,7 +114,7 @@ def test_from_collected_samples():
     def run_once():
         clock_now[0] += next(durations)
 
-    collected = collect(run_once, SamplingPolicy(warmup_runs=2, min_runs=10), clock=lambda: clock_now[0])
+    collected = collect(run_once, SamplingPolicy(warmup_runs=2, min_runs=10, min_time_s=0), clock=lambda: clock_now[0])
     m = Measurement.from_samples(collected)
     assert m.runs == 10 and m.stop_reason == "precision"
     assert m.warmup_s == pytest.approx((2 * MS, 2 * MS))

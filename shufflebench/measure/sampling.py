@@ -8,7 +8,16 @@ The stopping rule is distribution-free. Latency samples are skewed and multi-mod
 a neighbour's burst), so a mean and a normal approximation overstate what is known. The confidence interval of the
 median uses order statistics: for n samples sorted ascending, ``[x_(l), x_(n-l+1)]`` covers the true median with
 probability ``1 - 2 * P(B <= l-1)``, ``B ~ Binomial(n, 1/2)``, whatever the distribution (given independent runs).
-Sampling stops as soon as that interval lies within ``±target_rel_ci`` of the median.
+Sampling stops as soon as that interval lies within ``±target_rel_ci`` of the median, and not before ``min_time_s``
+of timed runs.
+
+Runs are not always independent. On shared or virtual machines the speed of the whole CPU switches between states that
+last tens of milliseconds to seconds (seen here: ShuffleNet V2 alternating between a 5.3 ms and a 7.1 ms mode, a run
+followed by a run of the same mode 85% of the time). Consecutive runs then repeat each other, 3000 runs carry the
+information of a few hundred, and the binomial interval above is far too narrow: thirty runs that all fell in one state
+"reach" ±1% around a median the next invocation misses by 25%. Two guards, both from simulation-output analysis:
+``min_time_s`` makes every measurement span several such states, and `dependence_factor` estimates by batch means how
+many runs make one independent run's worth, so the interval is computed for the effective sample size.
 
 The clock is injectable, so the loop is tested with a fake clock and seeded noise, deterministically.
 """
@@ -38,6 +47,8 @@ class SamplingPolicy:
     target_rel_ci: stop when the median's confidence interval lies within ± this fraction of the median (0.01 = ±1%).
     confidence: coverage of that interval (0.95 = 95%).
     check_every: timed runs between two precision checks, after the first check at `min_runs`.
+    min_time_s: seconds of timed runs before the precision rule may stop sampling (the budget still ends it first):
+        a measurement shorter than the machine's slow and fast spells reports one spell as if it were the whole.
     """
 
     warmup_runs: int = 10
@@ -47,6 +58,7 @@ class SamplingPolicy:
     target_rel_ci: float = 0.01
     confidence: float = 0.95
     check_every: int = 10
+    min_time_s: float = 2.0
 
     def __post_init__(self) -> None:
         for name in ("warmup_runs", "min_runs", "max_runs", "check_every"):
@@ -64,7 +76,7 @@ class SamplingPolicy:
             )
         if self.check_every < 1:
             raise ValueError(f"SamplingPolicy.check_every={self.check_every} is too small; allowed: 1 or more")
-        for name in ("budget_s", "target_rel_ci", "confidence"):
+        for name in ("budget_s", "target_rel_ci", "confidence", "min_time_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ValueError(f"SamplingPolicy.{name}={value!r} is not a finite number")
@@ -74,6 +86,8 @@ class SamplingPolicy:
             raise ValueError(
                 f"SamplingPolicy.target_rel_ci={self.target_rel_ci} is not positive; allowed: a fraction > 0 (0.01 = ±1%)"
             )
+        if self.min_time_s < 0:
+            raise ValueError(f"SamplingPolicy.min_time_s={self.min_time_s} is negative; allowed: seconds >= 0")
         if not 0 < self.confidence < 1:
             raise ValueError(f"SamplingPolicy.confidence={self.confidence} is out of range; allowed: 0 < confidence < 1")
 
@@ -163,25 +177,106 @@ def median_ci_ranks(n: int, confidence: float) -> Optional[tuple]:
     return k, n - k + 1
 
 
-def median_ci(samples: Sequence[float], confidence: float = 0.95) -> Optional[tuple]:
-    """Distribution-free confidence interval ``(lo, hi)`` of the median of `samples`, in the samples' unit.
+def dependence_factor(samples: Sequence[float]) -> float:
+    """How many runs, in the order taken, carry one independent run's worth of information about the median (>= 1).
 
-    Order statistics at the ranks from `median_ci_ranks`; None when there are too few samples for `confidence`.
+    The median's interval rests on the count of runs below it, a sum of indicators with variance ``n p (1 - p)`` when
+    runs are independent. Batch means (Law and Kelton's method for correlated simulation output) estimate the true
+    variance: cut the indicator series into ``k`` consecutive batches of ``b = floor(sqrt(n))`` runs; the factor is
+    ``b * Var(batch means) / (p (1 - p))``, the integrated autocorrelation time. It is used only when a chi-square test
+    (95%, ``k - 1`` degrees of freedom, Wilson-Hilferty) says it is above 1, so independent runs keep their exact
+    interval; below 25 runs (fewer than 5 batches of 5) it is 1.
     """
-    ranks = median_ci_ranks(len(samples), confidence)
+    n = len(samples)
+    size = math.isqrt(n)
+    batches = n // size if size else 0
+    if size < 5 or batches < 5:
+        return 1.0
+    mid = statistics.median(samples)
+    below = [1.0 if x < mid else 0.5 if x == mid else 0.0 for x in samples[: batches * size]]
+    p = statistics.fmean(below)
+    if p * (1.0 - p) == 0.0:
+        return 1.0
+    means = [statistics.fmean(below[i : i + size]) for i in range(0, batches * size, size)]
+    factor = size * statistics.variance(means) / (p * (1.0 - p))
+    dof = batches - 1
+    z = statistics.NormalDist().inv_cdf(0.95)
+    critical = (1.0 - 2.0 / (9.0 * dof) + z * math.sqrt(2.0 / (9.0 * dof))) ** 3  # chi2_0.95(dof) / dof
+    return factor if factor > critical else 1.0
+
+
+def dependent_median_ci_ranks(n: int, confidence: float, dependence: float) -> Optional[tuple]:
+    """`median_ci_ranks` for ``n`` runs that carry the information of ``n / dependence`` independent ones.
+
+    The interval of ``n_eff = floor(n / dependence)`` runs, ranks ``(l, u)``, is carried to the same quantile levels of
+    the ``n`` runs: lower rank ``floor((l - 1) * n / n_eff) + 1``. Example: 100 runs at dependence 4 are worth 25,
+    whose ranks (8, 18) become (29, 72) instead of the independent (40, 61). None when ``n_eff`` is too small.
+    """
+    if dependence <= 1.0:
+        return median_ci_ranks(n, confidence)
+    effective = int(n / dependence)
+    ranks = median_ci_ranks(effective, confidence)
+    if ranks is None:
+        return None
+    lower = (ranks[0] - 1) * n // effective + 1
+    return lower, n - lower + 1
+
+
+def median_ci(
+    samples: Sequence[float], confidence: float = 0.95, dependence: Optional[float] = None
+) -> Optional[tuple]:
+    """Confidence interval ``(lo, hi)`` of the median of `samples` (IN RUN ORDER), in the samples' unit.
+
+    Order statistics at the ranks from `dependent_median_ci_ranks`, with `dependence_factor` of the samples unless
+    given; None when there are too few (effective) samples for `confidence`.
+    """
+    if dependence is None:
+        dependence = dependence_factor(samples)
+    ranks = dependent_median_ci_ranks(len(samples), confidence, dependence)
     if ranks is None:
         return None
     ordered = sorted(samples)
     return ordered[ranks[0] - 1], ordered[ranks[1] - 1]
 
 
-def _precise_enough(ordered: list, policy: SamplingPolicy) -> bool:
-    ranks = median_ci_ranks(len(ordered), policy.confidence)
-    if ranks is None:
-        return False
-    mid = statistics.median(ordered)
-    allowed_dev = policy.target_rel_ci * abs(mid)
-    return mid - ordered[ranks[0] - 1] <= allowed_dev and ordered[ranks[1] - 1] - mid <= allowed_dev
+class _MedianTracker:
+    """One model's timed runs, in run order and sorted, and whether their median is known precisely enough.
+
+    The sorted copy grows by insertion (a full sort at each check would cost O(n log n) at 100000 runs), and the O(n)
+    dependence factor is refreshed only once the runs have grown by a tenth since it was last computed, so checking
+    stays near-linear overall.
+    """
+
+    def __init__(self, policy: SamplingPolicy) -> None:
+        self.policy = policy
+        self.samples: list = []
+        self.ordered: list = []
+        self._dependence = 1.0
+        self._dependence_at = 0
+
+    def append(self, duration: float) -> None:
+        """Take one more timed run (seconds)."""
+        self.samples.append(duration)
+        bisect.insort(self.ordered, duration)
+
+    def _within(self, ranks: Optional[tuple]) -> bool:
+        if ranks is None:
+            return False
+        mid = statistics.median(self.ordered)
+        allowed_dev = self.policy.target_rel_ci * abs(mid)
+        return mid - self.ordered[ranks[0] - 1] <= allowed_dev and self.ordered[ranks[1] - 1] - mid <= allowed_dev
+
+    def precise_enough(self, final: bool = False) -> bool:
+        """Whether the median's interval meets the target; `final` recomputes the dependence factor whatever its age."""
+        n = len(self.samples)
+        confidence = self.policy.confidence
+        # The dependent interval is never narrower than the independent one, which is cheap: try that first.
+        if not self._within(median_ci_ranks(n, confidence)):
+            return False
+        if final or n >= self._dependence_at * 1.1:
+            self._dependence = dependence_factor(self.samples)
+            self._dependence_at = n
+        return self._within(dependent_median_ci_ranks(n, confidence, self._dependence))
 
 
 def collect(
@@ -194,10 +289,11 @@ def collect(
 
     Each run is timed alone as ``clock()`` after minus ``clock()`` before; precision checks and callbacks fall outside
     those brackets. Warm-up runs come first and are returned apart. Timed runs continue until the median's CI (at
-    ``policy.confidence``) lies within ``±policy.target_rel_ci`` of the median, checked at ``min_runs`` and every
-    ``check_every`` runs after; or until ``budget_s`` of wall time on `clock` since the call began (warm-up included)
-    is spent; or until ``max_runs``. A run that ends on budget or max_runs is checked once more, so stop_reason is
-    "precision" whenever the final samples meet the target.
+    ``policy.confidence``, widened for dependent runs) lies within ``±policy.target_rel_ci`` of the median, checked
+    at ``min_runs`` and every ``check_every`` runs after once ``min_time_s`` of timed runs have passed; or until
+    ``budget_s`` of wall time on `clock` since the call began (warm-up included) is spent; or until ``max_runs``. A
+    run that ends on budget or max_runs is checked once more, so stop_reason is "precision" whenever the final samples
+    meet the target.
 
     on_progress(phase, runs_done, elapsed_s) is called after every run, phase "warmup" or "timed".
     """
@@ -211,29 +307,28 @@ def collect(
         if on_progress is not None:
             on_progress("warmup", len(warmup), after - started)
 
-    samples = []
-    ordered = []  # kept sorted incrementally: a full sort at each check would cost O(n log n) at 100000 runs
+    tracker = _MedianTracker(policy)
+    timed_from = clock()
     stop_reason = None
     while stop_reason is None:
         before = clock()
         run_once()
         after = clock()
-        duration = after - before
-        samples.append(duration)
-        bisect.insort(ordered, duration)
-        n = len(samples)
+        tracker.append(after - before)
+        n = len(tracker.samples)
         if on_progress is not None:
             on_progress("timed", n, after - started)
         if n < policy.min_runs:
             continue
-        if (n - policy.min_runs) % policy.check_every == 0 and _precise_enough(ordered, policy):
+        checking = (n - policy.min_runs) % policy.check_every == 0 and after - timed_from >= policy.min_time_s
+        if checking and tracker.precise_enough():
             stop_reason = "precision"
         elif n >= policy.max_runs:
-            stop_reason = "precision" if _precise_enough(ordered, policy) else "max_runs"
+            stop_reason = "precision" if tracker.precise_enough(final=True) else "max_runs"
         elif after - started >= policy.budget_s:
-            stop_reason = "precision" if _precise_enough(ordered, policy) else "budget"
+            stop_reason = "precision" if tracker.precise_enough(final=True) else "budget"
     return Samples(
-        samples_s=tuple(samples),
+        samples_s=tuple(tracker.samples),
         warmup_s=tuple(warmup),
         stop_reason=stop_reason,
         policy=policy,
@@ -253,8 +348,9 @@ def collect_interleaved(
     so no model always runs first. Sample ``i`` of every model comes from round ``i``: the lists are paired, which
     a paired comparison (a latency ratio per round) relies on. Warm-up rounds come first and are kept apart. Stops
     when every model's median CI meets ``policy.target_rel_ci`` (checked at ``min_runs`` rounds and every
-    ``check_every`` after), when ``budget_s`` (for all models together, warm-up included) is spent, or at ``max_runs``
-    rounds. Returns one `Samples` per model, in the order given; ``elapsed_s`` is the whole call's.
+    ``check_every`` after, once ``min_time_s`` of timed rounds have passed), when ``budget_s`` (for all models
+    together, warm-up included) is spent, or at ``max_runs`` rounds. Returns one `Samples` per model, in the order
+    given; ``elapsed_s`` is the whole call's.
 
     on_progress(phase, rounds_done, elapsed_s) is called after every round.
     """
@@ -275,25 +371,26 @@ def collect_interleaved(
         one_round(r, warmups)
         if on_progress is not None:
             on_progress("warmup", r + 1, clock() - started)
-    samples = [[] for _ in range(count)]
+    trackers = [_MedianTracker(policy) for _ in range(count)]
+    timed_from = clock()
     stop_reason = None
     rounds = 0
     while stop_reason is None:
-        one_round(rounds, samples)
+        one_round(rounds, trackers)
         rounds += 1
         now = clock()
         if on_progress is not None:
             on_progress("timed", rounds, now - started)
         if rounds < policy.min_runs:
             continue
-        checking = (rounds - policy.min_runs) % policy.check_every == 0
-        if checking or rounds >= policy.max_runs or now - started >= policy.budget_s:
-            precise = all(_precise_enough(sorted(s), policy) for s in samples)
-            if precise:
+        ending = rounds >= policy.max_runs or now - started >= policy.budget_s
+        checking = (rounds - policy.min_runs) % policy.check_every == 0 and now - timed_from >= policy.min_time_s
+        if checking or ending:
+            if all(tracker.precise_enough(final=ending) for tracker in trackers):
                 stop_reason = "precision"
             elif rounds >= policy.max_runs:
                 stop_reason = "max_runs"
             elif now - started >= policy.budget_s:
                 stop_reason = "budget"
     elapsed = clock() - started
-    return [Samples(tuple(s), tuple(w), stop_reason, policy, elapsed) for s, w in zip(samples, warmups)]
+    return [Samples(tuple(t.samples), tuple(w), stop_reason, policy, elapsed) for t, w in zip(trackers, warmups)]

@@ -13,10 +13,14 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Optional, Sequence
 
-from .sampling import STOP_REASONS, Samples, SamplingPolicy, median_ci
+from .sampling import STOP_REASONS, Samples, SamplingPolicy, dependence_factor, median_ci
 
 # IQR above this fraction of the median marks a noisy measurement (torch.utils.benchmark warns at the same level).
 NOISY_IQR_FRACTION = 0.10
+# From this dependence factor on (a third of the runs' worth of information or less) a measurement is flagged as
+# drifting: its interval is already widened for it, but the machine's state in the next invocation is anyone's guess.
+# Independent runs reach 3 by chance rarely (batch-means factor ~ chi2(k-1)/(k-1): 0.14% at 10 batches, 1.7% at 5).
+DRIFTING_DEPENDENCE = 3.0
 
 _MS = 1000.0  # seconds -> milliseconds
 
@@ -97,14 +101,25 @@ class Measurement:
         return self._ordered[-1]
 
     @cached_property
+    def dependence(self) -> float:
+        """How many consecutive runs make one independent run's worth (>= 1; see `sampling.dependence_factor`)."""
+        return dependence_factor(self.samples_s)
+
+    @property
+    def effective_runs(self) -> int:
+        """The independent runs the samples are worth: ``runs / dependence``, rounded down."""
+        return int(self.runs / self.dependence)
+
+    @cached_property
     def ci95(self) -> Optional[tuple]:
-        """Distribution-free 95% confidence interval ``(lo, hi)`` of the median in seconds; None below 6 runs."""
-        return median_ci(self._ordered, 0.95)
+        """Distribution-free 95% confidence interval ``(lo, hi)`` of the median in seconds, widened for dependent
+        runs; None below 6 (effective) runs."""
+        return median_ci(self.samples_s, 0.95, self.dependence)
 
     @cached_property
     def ci(self) -> Optional[tuple]:
         """The median's confidence interval at the policy's confidence (what the stopping rule used), in seconds."""
-        return median_ci(self._ordered, self.policy.confidence)
+        return median_ci(self.samples_s, self.policy.confidence, self.dependence)
 
     @property
     def rel_ci(self) -> float:
@@ -121,6 +136,12 @@ class Measurement:
             found.append(
                 f"noisy: IQR is {self.iqr / self.median:.1%} of the median (over {NOISY_IQR_FRACTION:.0%}); "
                 "close other programs, pin threads or measure longer"
+            )
+        if self.dependence >= DRIFTING_DEPENDENCE:
+            found.append(
+                f"drifting: consecutive runs repeat each other ({self.runs} runs are worth about "
+                f"{self.effective_runs} independent ones); the machine's speed changed while measuring, so another "
+                "invocation may land outside the CI: compare models interleaved (compare, regress), not across runs"
             )
         if self.stop_reason != "precision":
             reached = "unknown (too few runs)" if math.isinf(self.rel_ci) else f"±{self.rel_ci:.1%}"
@@ -150,6 +171,7 @@ class Measurement:
             "warmup_ms": [x * _MS for x in self.warmup_s],
             "stop_reason": self.stop_reason,
             "runs": self.runs,
+            "effective_runs": self.effective_runs,
             "warnings": list(self.warnings),
             "policy": self.policy.to_dict(),
         }

@@ -54,7 +54,11 @@ def _fidelity(data: dict[str, Any]) -> list[str]:
         f"- sequential ({len(data['profile_medians_ms'])} whole profile runs, each followed by a bare loop): "
         f"{data['sequential_profile_vs_bare']:+.2%}; spread of the profile medians (max-min over median) "
         f"{data['profile_spread']:.2%} (target: within 3%); medians "
-        + ", ".join(f"{m:.3f}" for m in data["profile_medians_ms"]) + " ms.",
+        + ", ".join(f"{m:.3f}" for m in data["profile_medians_ms"]) + " ms; runs worth "
+        + ", ".join(f"{e} of {n}" for e, n in data["profile_effective_runs"])
+        + " independent ones; their 95% CIs (widened for dependent runs) "
+        + ("share a common value." if data["profile_cis_share_a_value"] else
+           "share NO common value: the machine changed between runs, beyond the drift within each."),
         f"- the machine's own drift (a fixed pure-Python loop, medians of consecutive blocks, max-min over median): "
         f"{data['machine_drift']:.2%}. Repeated runs cannot agree more closely than the machine holds still, which "
         "is why `compare` and `regress` interleave what they compare.",

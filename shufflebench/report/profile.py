@@ -37,6 +37,9 @@ def _rows(data: dict[str, Any]) -> list[tuple[str, str, str, str]]:
          if achieved else "n/a"),
         ("runs", f"{lat['runs']} + {len(lat['warmup_ms'])} warm-up, to {lat['stop_reason']}"),
     ]
+    effective = lat.get("effective_runs")  # absent in results written before it was measured
+    if effective is not None and effective < lat["runs"]:
+        actual.append(("worth", f"{effective} independent runs"))
     rows = []
     for i in range(max(len(theory), len(actual))):
         t = theory[i] if i < len(theory) else ("", "")
