@@ -91,6 +91,8 @@ BatchOpt = Annotated[int, typer.Option("--batch", help="Batch size of the input.
 InputShapeOpt = Annotated[
     Optional[str], typer.Option("--input-shape", help="Input shape for your own models, e.g. 1,3,224,224.")
 ]
+ListFormatOpt = Annotated[ListFormat, typer.Option("--format", help="Output format.")]
+ProfileFormatOpt = Annotated[ProfileFormat, typer.Option("--format", help="Output format.")]
 
 
 def model_ref(model: str, width, groups, resolution, batch: int, input_shape: Optional[str]):
@@ -105,7 +107,7 @@ def model_ref(model: str, width, groups, resolution, batch: int, input_shape: Op
 @app.command("list")
 @friendly
 def list_models(
-    format: Annotated[ListFormat, typer.Option("--format", help="Output format.")] = ListFormat.table,
+    format: ListFormatOpt = ListFormat.table,
 ) -> None:
     """Every model in the zoo, with its variant options and the papers' reference numbers."""
     from .report.zoo import render_zoo, zoo_data
@@ -162,7 +164,7 @@ def check(
     ] = None,
     show_all: Annotated[bool, typer.Option("--all", help="List every metric, not only those above threshold.")] = False,
     top: Annotated[Optional[int], typer.Option("--top", min=1, help="Show only the first N findings.")] = None,
-    format: Annotated[ListFormat, typer.Option("--format", help="Output format.")] = ListFormat.table,
+    format: ListFormatOpt = ListFormat.table,
 ) -> None:
     """Lint a model against the ShuffleNet V2 guidelines G1-G4 (MAC-based, no hardware needed)."""
     from .guidelines import check as run_check, load_thresholds
@@ -184,7 +186,7 @@ def check(
 @app.command()
 @friendly
 def devices(
-    format: Annotated[ListFormat, typer.Option("--format", help="Output format.")] = ListFormat.table,
+    format: ListFormatOpt = ListFormat.table,
 ) -> None:
     """The device profiles shipped in devices/ (reference-only ones hold the papers' hardware figures)."""
     from rich.table import Table
@@ -271,7 +273,7 @@ def profile(
     breakdown: Annotated[bool, typer.Option("--breakdown", help="Per-operator time by category (onnxruntime "
                                             "profiler), beside FLOPs and MAC shares.")] = False,
     output: Annotated[Optional[Path], typer.Option("--output", help="Write the JSON result to this file.")] = None,
-    format: Annotated[ProfileFormat, typer.Option("--format", help="Output format.")] = ProfileFormat.table,
+    format: ProfileFormatOpt = ProfileFormat.table,
 ) -> None:
     """Count a model and measure its latency on a device: theoretical cost next to actual speed."""
     from .devices import resolve_device
@@ -442,7 +444,7 @@ def regress(
     markdown: Annotated[Optional[Path], typer.Option("--markdown", help="Write a summary for a pull-request comment "
                                                      "to this file.")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", help="Write the JSON result to this file.")] = None,
-    format: Annotated[ListFormat, typer.Option("--format", help="Output format.")] = ListFormat.table,
+    format: ListFormatOpt = ListFormat.table,
 ) -> None:
     """Did a change make a model slower? Exit 0: no regression; 1: regression beyond the threshold; 2: usage error.
 
@@ -533,7 +535,7 @@ def compare(
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Write plots to this .png or .svg file.")] = None,
     breakdown: Annotated[bool, typer.Option("--breakdown", help="Each model's per-operator time by category.")] = False,
     output: Annotated[Optional[Path], typer.Option("--output", help="Write the JSON result to this file.")] = None,
-    format: Annotated[ProfileFormat, typer.Option("--format", help="Output format.")] = ProfileFormat.table,
+    format: ProfileFormatOpt = ProfileFormat.table,
 ) -> None:
     """Theoretical speedup (FLOPs ratio) against actual speedup (latency ratio), models measured interleaved."""
     from .compare import compare_models
@@ -595,7 +597,7 @@ def guidelines(
     min_runs: MinRunsOpt = 20,
     min_time: MinTimeOpt = 2.0,
     output: Annotated[Optional[Path], typer.Option("--output", help="Write the JSON result to this file.")] = None,
-    format: Annotated[ProfileFormat, typer.Option("--format", help="Output format.")] = ProfileFormat.table,
+    format: ProfileFormatOpt = ProfileFormat.table,
 ) -> None:
     """Run the ShuffleNet V2 guideline experiments (G1-G4) on a device, beside the paper's numbers, with verdicts."""
     from .devices import resolve_device

@@ -259,10 +259,9 @@ class _MedianTracker:
         self.samples.append(duration)
         bisect.insort(self.ordered, duration)
 
-    def _within(self, ranks: Optional[tuple]) -> bool:
+    def _within(self, ranks: Optional[tuple], mid: float) -> bool:
         if ranks is None:
             return False
-        mid = statistics.median(self.ordered)
         allowed_dev = self.policy.target_rel_ci * abs(mid)
         return mid - self.ordered[ranks[0] - 1] <= allowed_dev and self.ordered[ranks[1] - 1] - mid <= allowed_dev
 
@@ -270,13 +269,15 @@ class _MedianTracker:
         """Whether the median's interval meets the target; `final` recomputes the dependence factor whatever its age."""
         n = len(self.samples)
         confidence = self.policy.confidence
+        half = n // 2  # the median straight from the sorted list (statistics.median would sort it again)
+        mid = self.ordered[half] if n % 2 else (self.ordered[half - 1] + self.ordered[half]) / 2.0
         # The dependent interval is never narrower than the independent one, which is cheap: try that first.
-        if not self._within(median_ci_ranks(n, confidence)):
+        if not self._within(median_ci_ranks(n, confidence), mid):
             return False
         if final or n >= self._dependence_at * 1.1:
             self._dependence = dependence_factor(self.samples)
             self._dependence_at = n
-        return self._within(dependent_median_ci_ranks(n, confidence, self._dependence))
+        return self._within(dependent_median_ci_ranks(n, confidence, self._dependence), mid)
 
 
 def collect(
