@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from shufflebench.devices import resolve_device
     from shufflebench.errors import ShufflebenchError
-    from shufflebench.reproduce import run_suite
+    from shufflebench.report.bench import run_suite
 
     try:
         device = resolve_device(args.device, host=args.host)

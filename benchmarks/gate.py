@@ -1,6 +1,6 @@
 """Does the `regress` gate keep its promises on this machine? False alarms, detections, MDE, seconds per gate.
 
-    python benchmarks/gate.py --trials 20 [--budget 4] [--device cpu] [--threshold 5%] [--output gate.json]
+    python benchmarks/gate.py --trials 20 [--budget 2] [--device cpu] [--threshold 5%] [--output gate.json]
 
 Two experiments, run alternately (A/A, A/B, A/A, ...) so that whatever the machine does over the minutes of the
 benchmark touches both alike:
@@ -24,17 +24,19 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # `benchmarks.gate_models` is imported by name, as a user's package would be
 
 from shufflebench.devices import resolve_device  # noqa: E402
-from shufflebench.measure.sampling import SamplingPolicy  # noqa: E402
 from shufflebench.models import resolve_model  # noqa: E402
+from shufflebench.options import SAMPLING_PRESETS  # noqa: E402
+from shufflebench.prepared import PreparedModel  # noqa: E402
 from shufflebench.regress.decide import parse_fraction, percent  # noqa: E402
 from shufflebench.regress.gate import GateSettings, regress  # noqa: E402
-from shufflebench.report.files import write_json_atomic  # noqa: E402
+from shufflebench.files import write_json_atomic  # noqa: E402
 
 SLOW = "benchmarks.gate_models:slow_shufflenet_v2"
 BENCH_SCHEMA = "shufflebench.gate-benchmark/1"
@@ -44,12 +46,14 @@ def one_gate(candidate, baseline, device, policy, settings) -> dict:
     """One gate, as the CLI runs it; returns its decision and wall time in seconds."""
     load = os.getloadavg()[0]  # other processes on the machine: the context a figure was taken in
     started = time.perf_counter()
-    data = regress([candidate], against=baseline, device=device, policy=policy, settings=settings)
+    result = regress([candidate], against=baseline, device=device, policy=policy, settings=settings)
     wall_s = time.perf_counter() - started
-    decision = data["models"][0]["latency"]["decision"]
-    return {"wall_s": wall_s, "exit_code": data["outcome"]["exit_code"], "ratio": decision["ratio"],
-            "ci": decision["ci"], "mde": decision["mde"], "verdict": decision["verdict"],
-            "regression": decision["regression"], "rounds": decision["rounds"][0], "load_1min": load}
+    latency = result.models[0].latency
+    assert latency is not None
+    decision = latency.decision
+    return {"wall_s": wall_s, "exit_code": result.outcome.exit_code, "ratio": decision.ratio,
+            "ci": list(decision.ci), "mde": decision.mde, "verdict": decision.verdict,
+            "regression": decision.regression, "rounds": decision.rounds[0], "load_1min": load}
 
 
 def cli_seconds(budget: float, device: str) -> float:
@@ -72,7 +76,8 @@ def spread(values: list[float], fmt) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=20, help="gates per experiment (default 20)")
-    parser.add_argument("--budget", type=float, default=4.0, help="seconds of timing per gate (default 4)")
+    parser.add_argument("--budget", type=float, default=2.0,
+                        help="seconds of timing per model, as regress --budget (default 2: 4 s per gate)")
     parser.add_argument("--device", default="cpu", help="device profile (default cpu)")
     parser.add_argument("--threshold", default="5%", help="the gate's threshold (default 5%%)")
     parser.add_argument("--output", type=Path, help="write every trial as JSON to this file")
@@ -81,13 +86,13 @@ def main(argv: list[str] | None = None) -> int:
 
     device = resolve_device(args.device)
     # The CLI's defaults for regress, with the benchmark's budget.
-    policy = SamplingPolicy(warmup_runs=10, min_runs=50, budget_s=args.budget, target_rel_ci=0.005)
+    policy = replace(SAMPLING_PRESETS["regress"], budget_s=args.budget)
     settings = GateSettings(threshold=parse_fraction(args.threshold), proxies="report")
-    base = resolve_model("shufflenet_v2")
-    same = resolve_model("shufflenet_v2")
-    slow = resolve_model(SLOW, input_shape=base.input_shape)
+    base = PreparedModel(resolve_model("shufflenet_v2"))
+    same = PreparedModel(resolve_model("shufflenet_v2"))
+    slow = PreparedModel(resolve_model(SLOW, input_shape=base.input_shape))
 
-    print(f"gate benchmark on {device.name}: {args.trials} A/A + {args.trials} A/B trials, {args.budget:g} s budget, "
+    print(f"gate benchmark on {device.name}: {args.trials} A/A + {args.trials} A/B trials, {args.budget:g} s per model, "
           f"threshold {args.threshold}", flush=True)
     aa, ab = [], []
     for trial in range(args.trials):

@@ -12,16 +12,17 @@ layout conversions (``ReorderInput``/``ReorderOutput``) are inserted. The report
 * shares are of the summed kernel time (they add up to 100%), and the gap between that sum and the end-to-end run
   time is shown as framework overhead.
 
-The FLOPs and MAC shares come from the layer table (torch view, deployed MAC) grouped by the same categories.
+The multiply-add and MAC shares come from the layer table (torch view, deployed MAC) grouped by the same categories.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping
 
 from .layer_table import LayerTable
 from .ops import OpKind
+from .prepared import PreparedModel
 
 CATEGORIES = ("dense conv", "depthwise conv", "group conv", "element-wise", "shuffle/concat/split/transpose",
               "pooling", "other", "inserted")
@@ -78,6 +79,71 @@ class KernelTime:
     time_us: float
     covers: tuple[str, ...]
 
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "covers": list(self.covers)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "KernelTime":
+        return cls(data["name"], data["op"], data["category"], float(data["time_us"]), tuple(data["covers"]))
+
+
+@dataclass(frozen=True)
+class CategoryShare:
+    """One operator category: its kernels' summed time per run (microseconds) and its shares of kernel time, of
+    multiply-adds and of deployed MAC (fractions), and how many kernels it has."""
+
+    category: str
+    time_us: float
+    time_share: float
+    madd_share: float
+    mac_share: float
+    kernels: int
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """Where one model's time goes: per category, per kernel, and the framework overhead around the kernels.
+
+    node_time_us: summed kernel time per run; run_time_us: end-to-end time per run of the same profiled runs.
+    uncovered_nodes: exported nodes (by op type) that no executed kernel claims.
+    """
+
+    categories: tuple[CategoryShare, ...]
+    node_time_us: float
+    run_time_us: float
+    kernels: tuple[KernelTime, ...]
+    profiled_runs: int
+    uncovered_nodes: dict[str, int]
+
+    @property
+    def overhead_us(self) -> float:
+        """Time per run outside the kernels (session, allocation, scheduling)."""
+        return self.run_time_us - self.node_time_us
+
+    @property
+    def overhead_share(self) -> float:
+        return self.overhead_us / self.run_time_us if self.run_time_us else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data."""
+        return {
+            "categories": [asdict(c) for c in self.categories],
+            "node_time_us": self.node_time_us,
+            "run_time_us": self.run_time_us,
+            "overhead_us": self.overhead_us,
+            "overhead_share": self.overhead_share,
+            "kernels": [k.to_dict() for k in self.kernels],
+            "profiled_runs": self.profiled_runs,
+            "uncovered_nodes": dict(self.uncovered_nodes),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Breakdown":
+        """Inverse of `to_dict` (derived keys recomputed)."""
+        return cls(tuple(CategoryShare(**c) for c in data["categories"]), float(data["node_time_us"]),
+                   float(data["run_time_us"]), tuple(KernelTime.from_dict(k) for k in data["kernels"]),
+                   int(data["profiled_runs"]), dict(data["uncovered_nodes"]))
+
 
 def map_kernels(node_profile: dict[str, Any], exported_nodes: list[dict[str, Any]]) -> list[KernelTime]:
     """Attribute onnxruntime's kernels (``node_profile``, see `board_runner`) to the exported graph's nodes.
@@ -132,7 +198,8 @@ def map_kernels(node_profile: dict[str, Any], exported_nodes: list[dict[str, Any
     return kernels
 
 
-def breakdown(kernels: list[KernelTime], run_us: float, table: LayerTable) -> dict[str, Any]:
+def breakdown(kernels: list[KernelTime], run_us: float, table: LayerTable, *, profiled_runs: int = 0,
+              uncovered_nodes: Mapping[str, int] | None = None) -> Breakdown:
     """Per category: share of summed kernel time, of multiply-adds and of deployed MAC; and the framework overhead."""
     node_total = sum(k.time_us for k in kernels)
     madd_total = table.flops_madd or 1
@@ -144,22 +211,10 @@ def breakdown(kernels: list[KernelTime], run_us: float, table: LayerTable) -> di
         madd = sum(layer.flops_madd for layer in layers)
         mac = sum(layer.mac_bytes_deployed for layer in layers)
         if time_us or madd or mac:
-            rows.append({
-                "category": category,
-                "time_us": time_us,
-                "time_share": time_us / node_total if node_total else 0.0,
-                "flops_share": madd / madd_total,
-                "mac_share": mac / mac_total,
-                "kernels": sum(1 for k in kernels if k.category == category),
-            })
-    return {
-        "categories": rows,
-        "node_time_us": node_total,
-        "run_time_us": run_us,
-        "overhead_us": run_us - node_total,
-        "overhead_share": (run_us - node_total) / run_us if run_us else 0.0,
-        "kernels": [k.__dict__ | {"covers": list(k.covers)} for k in kernels],
-    }
+            rows.append(CategoryShare(category, time_us, time_us / node_total if node_total else 0.0,
+                                      madd / madd_total, mac / mac_total,
+                                      sum(1 for k in kernels if k.category == category)))
+    return Breakdown(tuple(rows), node_total, run_us, tuple(kernels), profiled_runs, dict(uncovered_nodes or {}))
 
 
 def exported_nodes(path) -> list[dict[str, Any]]:
@@ -190,21 +245,13 @@ def optimized_nodes(graph_b64: str) -> list[dict[str, Any]]:
     return nodes
 
 
-def breakdown_for(result) -> dict[str, Any]:
-    """The operator breakdown of a `profiling.ProfileResult` measured with ``profile_runs`` > 0."""
-    from .export import export_onnx
-    from .models import layer_table
-
-    profile = result.run.node_profile
-    if not profile:
-        raise ValueError("this measurement has no per-kernel profile (onnxruntime backends only)")
-    node_profile = dict(profile, optimized_nodes=optimized_nodes(profile["optimized_graph_b64"]))
-    kernels = map_kernels(node_profile, exported_nodes(export_onnx(result.ref)))
-    nodes = exported_nodes(export_onnx(result.ref))
-    data = breakdown(kernels, profile["run_us"], layer_table(result.ref))
-    data["profiled_runs"] = profile["runs"]
-    data["uncovered_nodes"] = uncovered(kernels, nodes)
-    return data
+def breakdown_of(model: PreparedModel, node_profile: Mapping[str, Any]) -> Breakdown:
+    """The operator breakdown of ``model`` from the per-kernel profile a runner measured (``profile_runs`` > 0)."""
+    profile = dict(node_profile, optimized_nodes=optimized_nodes(node_profile["optimized_graph_b64"]))
+    nodes = exported_nodes(model.onnx_path)
+    kernels = map_kernels(profile, nodes)
+    return breakdown(kernels, profile["run_us"], model.layer_table, profiled_runs=profile["runs"],
+                     uncovered_nodes=uncovered(kernels, nodes))
 
 
 def uncovered(kernels: list[KernelTime], nodes: list[dict[str, Any]]) -> dict[str, int]:

@@ -1,7 +1,7 @@
 """Theoretical versus actual speedup of several models on one device (`compare`).
 
-Every model is counted, then all are measured interleaved round-robin (`profiling.measure_interleaved`), so drift
-hits them alike. Against the baseline model each gets:
+Every model is counted, then all are measured interleaved round-robin (`profile.measure_models`), so drift hits them
+alike. Against the baseline model each gets:
 
 * theoretical speedup = baseline multiply-adds / model multiply-adds,
 * MAC ratio           = baseline deployed MAC / model deployed MAC,
@@ -14,64 +14,131 @@ The papers' published latencies (``data/published.toml``) are shown beside the m
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
 
 from .devices import DeviceProfile
-from .measure.ratio import median_ratio
+from .measure.ratio import Ratio, median_ratio
 from .measure.sampling import SamplingPolicy
 from .models import ModelRef
-from .profiling import ProfileResult, measure_interleaved, profile_data
+from .prepared import PreparedModel
+from .profile import ProfileResult, measure_models
 from .published import latency_for
+from .runners.base import Progress
 
-COMPARE_SCHEMA = "shufflebench.compare/1"
-
-
-def compare_models(refs: list[ModelRef], device: DeviceProfile, policy: SamplingPolicy, *,
-                   baseline: int = 0, on_progress=None, profile_runs: int = 0) -> dict[str, Any]:
-    """Measure ``refs`` interleaved on ``device`` and compare each with ``refs[baseline]``; with ``profile_runs``
-    each model also gets its operator breakdown (`breakdown`)."""
-    results = measure_interleaved(refs, device, policy, on_progress=on_progress, profile_runs=profile_runs)
-    data = compare_data(results, baseline)
-    if profile_runs:
-        from .breakdown import breakdown_for
-
-        for entry, result in zip(data["models"], results):
-            entry["breakdown"] = breakdown_for(result)
-    return data
+COMPARE_SCHEMA = "shufflebench.compare/2"
+#: Keys of a profile result that a comparison holds once for all models, not in every model's entry.
+_SHARED_KEYS = ("schema", "device_profile", "environment", "session")
 
 
-def compare_data(results: list[ProfileResult], baseline: int = 0) -> dict[str, Any]:
-    """The machine-readable comparison (what ``--format json`` prints) from finished measurements."""
+@dataclass(frozen=True)
+class PaperSpeed:
+    """A latency the paper printed for this variant, and the speedup it implies against the baseline's."""
+
+    latency_ms: float
+    device: str
+    source: str
+    speedup_vs_baseline: float | None
+
+
+@dataclass(frozen=True)
+class ComparedModel:
+    """One model of a comparison: its profile and how it stands against the baseline model."""
+
+    result: ProfileResult
+    theoretical_speedup: float | None
+    mac_ratio: float
+    actual_speedup: Ratio
+    paper: PaperSpeed | None
+
+    @property
+    def efficiency(self) -> float | None:
+        """Actual over theoretical speedup."""
+        return self.actual_speedup.estimate / self.theoretical_speedup if self.theoretical_speedup else None
+
+    def to_dict(self) -> dict[str, Any]:
+        entry = {k: v for k, v in self.result.to_dict().items() if k not in _SHARED_KEYS}
+        entry["vs_baseline"] = {
+            "theoretical_speedup": self.theoretical_speedup,
+            "mac_ratio": self.mac_ratio,
+            "actual_speedup": self.actual_speedup.to_dict(),
+            "efficiency": self.efficiency,
+        }
+        entry["paper"] = None if self.paper is None else self.paper.__dict__
+        return entry
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Several models measured interleaved on one device, each against the baseline model."""
+
+    device: DeviceProfile
+    baseline: str
+    models: tuple[ComparedModel, ...]
+
+    @property
+    def emulated(self) -> bool:
+        return any(m.result.emulated for m in self.models)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The machine-readable comparison (what ``--format json`` prints)."""
+        first = self.models[0].result
+        return {
+            "schema": COMPARE_SCHEMA,
+            "device": self.device.name,
+            "device_profile": self.device.to_dict(),
+            "emulated": self.emulated,
+            "baseline": self.baseline,
+            "models": [m.to_dict() for m in self.models],
+            "environment": first.environment,
+            "session": first.session,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Comparison":
+        """Inverse of `to_dict` (every model gets the comparison's environment and session)."""
+        shared = {key: data[key] for key in _SHARED_KEYS[1:]}
+        models = []
+        for entry in data["models"]:
+            vs, paper = entry["vs_baseline"], entry["paper"]
+            models.append(ComparedModel(ProfileResult.from_dict({**entry, **shared}), vs["theoretical_speedup"],
+                                        vs["mac_ratio"], Ratio.from_dict(vs["actual_speedup"]),
+                                        PaperSpeed(**paper) if paper else None))
+        return cls(DeviceProfile.from_dict(data["device_profile"]), data["baseline"], tuple(models))
+
+
+def with_baseline(refs: Sequence[ModelRef], baseline: ModelRef | None) -> tuple[list[ModelRef], int]:
+    """The models to measure and the index of the baseline among them: the first model when none is named, the
+    named one where it is among the models, else the named one added at the end."""
+    refs = list(refs)
+    if baseline is None:
+        return refs, 0
+    labels = [ref.label for ref in refs]
+    if baseline.label in labels:
+        return refs, labels.index(baseline.label)
+    return [*refs, baseline], len(refs)
+
+
+def compare_models(models: Sequence[PreparedModel], device: DeviceProfile, policy: SamplingPolicy, *,
+                   baseline: int = 0, on_progress: Progress = None, breakdown: bool = False) -> Comparison:
+    """Measure ``models`` interleaved on ``device`` (``policy.budget_s`` per model) and compare each with
+    ``models[baseline]``; with ``breakdown`` each model also gets its operator breakdown."""
+    results = measure_models(models, device, policy, on_progress=on_progress, breakdown=breakdown)
+    return compare_results(results, baseline)
+
+
+def compare_results(results: Sequence[ProfileResult], baseline: int = 0) -> Comparison:
+    """The comparison of finished measurements against ``results[baseline]``."""
     base = results[baseline]
-    base_paper = latency_for(base.ref.name, base.ref.variant)
+    base_paper = latency_for(base.model.name, base.model.variant)
     models = []
     for result in results:
-        entry = profile_data(result)
-        for key in ("environment", "device_profile", "session", "schema"):
-            entry.pop(key, None)
-        ratio = median_ratio(base.run.measurement.samples_s, result.run.measurement.samples_s)
+        ratio = median_ratio(base.measurement.samples_s, result.measurement.samples_s)
         theoretical = base.cost.flops_madd / result.cost.flops_madd if result.cost.flops_madd else None
-        entry["vs_baseline"] = {
-            "theoretical_speedup": theoretical,
-            "mac_ratio": base.cost.mac_bytes["deployed"] / result.cost.mac_bytes["deployed"],
-            "actual_speedup": ratio.to_dict(),
-            "efficiency": ratio.estimate / theoretical if theoretical else None,
-        }
-        paper = latency_for(result.ref.name, result.ref.variant)
-        entry["paper"] = None if paper is None else {
-            "latency_ms": paper.latency_ms,
-            "device": paper.device,
-            "source": paper.source,
-            "speedup_vs_baseline": base_paper.latency_ms / paper.latency_ms if base_paper else None,
-        }
-        models.append(entry)
-    first = results[0].run
-    return {
-        "schema": COMPARE_SCHEMA,
-        "device": base.device.name,
-        "emulated": any(r.run.emulated for r in results),
-        "baseline": base.ref.label,
-        "models": models,
-        "environment": first.environment,
-        "session": first.session,
-    }
+        mac_ratio = base.cost.mac_bytes["deployed"] / result.cost.mac_bytes["deployed"]
+        published = latency_for(result.model.name, result.model.variant)
+        paper = None if published is None else PaperSpeed(
+            published.latency_ms, published.device, published.source,
+            base_paper.latency_ms / published.latency_ms if base_paper else None)
+        models.append(ComparedModel(result, theoretical, mac_ratio, ratio, paper))
+    return Comparison(base.device, base.model.label, tuple(models))

@@ -7,6 +7,7 @@ Units are spelled out in every name: ``flops_madd`` are multiply-adds (the paper
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 from .layer_table import LayerTable
 
@@ -27,6 +28,7 @@ class CostSummary:
         return {view: (self.flops_madd / b if b else 0.0) for view, b in self.mac_bytes.items()}
 
     def to_dict(self) -> dict:
+        """Plain JSON-able data, the derived arithmetic intensity included."""
         return {
             "flops_madd": self.flops_madd,
             "params": self.params,
@@ -35,6 +37,12 @@ class CostSummary:
             "mac_bytes": dict(self.mac_bytes),
             "arithmetic_intensity": self.arithmetic_intensity,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "CostSummary":
+        """Inverse of `to_dict` (extra keys of the enclosing result are ignored)."""
+        return cls(int(data["flops_madd"]), int(data["params"]), dict(data["other_ops"]), dict(data["mac_elements"]),
+                   dict(data["mac_bytes"]))
 
 
 def summarize(table: LayerTable) -> CostSummary:

@@ -32,9 +32,10 @@ import sys
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from .errors import UsageError, allowed
+from .options import DeviceOptions
 
 KINDS = ("cpu", "cuda", "arm")
 BACKENDS = ("onnxruntime", "torch")
@@ -82,12 +83,21 @@ class DeviceProfile:
         return self.location == "emulated"
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data, with the derived ``runnable`` and ``emulated`` flags."""
         data = {k: v for k, v in self.__dict__.items() if k not in ("hardware", "path")}
         data["hardware"] = self.hardware.__dict__ if self.hardware else None
         data["ssh_options"] = list(self.ssh_options)
         data["runnable"] = self.runnable
         data["emulated"] = self.emulated
         return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "DeviceProfile":
+        """Inverse of `to_dict` (the profile as a result file recorded it; not validated like a profile file)."""
+        values = {k: v for k, v in data.items() if k not in ("runnable", "emulated", "hardware", "ssh_options")}
+        hardware = data.get("hardware")
+        return cls(**values, ssh_options=tuple(data.get("ssh_options", ())),
+                   hardware=Hardware(**hardware) if hardware else None)
 
 
 _REQUIRED = ("name", "description", "kind", "backend", "location")
@@ -211,3 +221,8 @@ def resolve_device(
     elif host:
         raise UsageError(f"--host applies to SSH devices; {profile.name} runs {profile.location}")
     return profile
+
+
+def resolve_device_options(options: DeviceOptions, *, batch: int | None = None) -> DeviceProfile:
+    """`resolve_device` from the shared device options (and the model options' batch)."""
+    return resolve_device(options.device, host=options.host, threads=options.threads, batch=batch)

@@ -15,10 +15,10 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-
-from .models import ModelRef
+from typing import Any
 
 OPSET = 17
+INPUT_NAME = "input"  # the name every export gives the single input (onnx files keep their own)
 
 
 def cache_dir() -> Path:
@@ -27,7 +27,7 @@ def cache_dir() -> Path:
     return Path(root) / "onnx"
 
 
-def content_key(module, input_shape: tuple[int, ...], label: str = "") -> str:
+def content_key(module: Any, input_shape: tuple[int, ...], label: str = "") -> str:
     """A digest of everything the exported file depends on: the model's label, the source code of every module class
     in it (a flag such as ``shortcut=False`` changes ``forward``, not the weights), the weights, the input shape,
     torch and the opset."""
@@ -47,14 +47,13 @@ def content_key(module, input_shape: tuple[int, ...], label: str = "") -> str:
     return digest.hexdigest()[:24]
 
 
-def export_onnx(ref: ModelRef, *, directory: Path | None = None) -> Path:
-    """The ONNX file for ``ref``: the file itself for ``.onnx`` models, else an export cached by content."""
-    if ref.source == "onnx":
-        return ref.path
+def export_onnx(module: Any, input_shape: tuple[int, ...], *, name: str, label: str = "",
+                directory: Path | None = None) -> Path:
+    """The ONNX file of ``module`` (an ``nn.Module`` in eval mode) at ``input_shape``, exported once per content
+    and kept in the cache (``name`` starts the file name)."""
     import torch
 
-    module = ref.build()
-    target = (directory or cache_dir()) / f"{ref.name}-{content_key(module, ref.input_shape, ref.label)}.onnx"
+    target = (directory or cache_dir()) / f"{name}-{content_key(module, input_shape, label)}.onnx"
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -64,9 +63,9 @@ def export_onnx(ref: ModelRef, *, directory: Path | None = None) -> Path:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                module, (torch.zeros(ref.input_shape),), tmp, dynamo=False, opset_version=OPSET,
+                module, (torch.zeros(input_shape),), tmp, dynamo=False, opset_version=OPSET,
                 training=torch.onnx.TrainingMode.EVAL, do_constant_folding=False,
-                input_names=["input"], output_names=["output"],
+                input_names=[INPUT_NAME], output_names=["output"],
             )
         os.replace(tmp, target)
     finally:

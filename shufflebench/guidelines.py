@@ -1,213 +1,231 @@
-"""The four ShuffleNet V2 guidelines as metrics on a layer table, and the findings of `check`.
+"""The four ShuffleNet V2 section-2 experiments on a device (`guidelines`), printed like the paper's Tables 1-4.
 
-* G1 -- equal channel width minimizes MAC. For a 1x1 convolution with FLOPs B = hw*c1*c2/g, the MAC of the layer is
-  compared with that of an equal-width layer (c = sqrt(c1*c2)) of the same FLOPs; for g = 1 and equal input and output
-  sizes that is the paper's bound 2*sqrt(hw*B) + B/hw. A finding when the saving is above a threshold.
-* G2 -- excessive group convolution increases MAC. For a group convolution (depthwise excluded: it is a different
-  trade, see G4) with fixed input channels c1 and FLOPs B, Eq. 2 gives MAC = hw*c1 + B*g/c1 + B/hw; the overhead is
-  its ratio to the same layer at g = 1 (hw*c1 + B/c1 + B/hw).
-* G3 -- fragmentation reduces parallelism. Per block (a stage unit: the first two parts of a module path), the
-  fragments are its compute operators (convolutions, linear, pooling); the critical path is the longest chain of
-  operators through it; the parallel branches are the largest number of fragments at the same depth.
-* G4 -- element-wise operators are not negligible: the share of MAC spent in activations, adds, multiplies and
-  unfused batch norm, in the deployed view (what an inference engine still runs) and the eager view.
+Each experiment is one micro-network (``g1``..``g4``) in all its variants, at the x1/x2/x4 channel widths. The
+variants of one width are measured interleaved (so drift hits them alike) and reported as throughput (images per
+second). The paper's channel column is chosen by the device: its GPU column for CUDA devices, its ARM column (the
+paper's CPU-bound, single-thread setting) otherwise.
+
+A verdict per guideline compares the variant the guideline prefers with the one it warns against, at every width:
+it *holds* when the preferred variant is faster with its latency-ratio confidence interval above 1 at every width;
+it *does not hold* when it is slower with the interval below 1 at some width; otherwise it is *inconclusive*.
 """
 
 from __future__ import annotations
 
-import math
-import tomllib
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 
-from .errors import UsageError
-from .layer_table import Layer, LayerTable
-from .ops import COMPUTE, ELEMENTWISE, OpKind
+from .devices import DeviceProfile
+from .errors import UsageError, allowed
+from .measure.ratio import Ratio, median_ratio
+from .measure.sampling import SamplingPolicy
+from .models import resolve_model
+from .prepared import PreparedModel
+from .profile import measure_models
+from .published import guideline_tables
+from .runners.base import Progress
 
-_FRAGMENTS = COMPUTE | {OpKind.POOL}
-_VIEW_KINDS = {OpKind.RESHAPE, OpKind.TRANSPOSE}
+GUIDELINES_SCHEMA = "shufflebench.guidelines/1"
 
 
 @dataclass(frozen=True)
-class Thresholds:
-    """When a guideline metric becomes a finding. Set in ``[tool.shufflebench]`` of pyproject.toml or ``--config``."""
+class Experiment:
+    """One guideline experiment: the micro-network, its variants as published, and the pair the verdict compares."""
 
-    g1_min_mac_saving: float = 0.10  # equal widths would cut the layer's MAC by at least this fraction
-    g2_max_overhead: float = 0.50  # group conv MAC above g=1 at the same FLOPs, as a fraction
-    g3_max_branches: int = 2  # parallel fragments in one block
-    g3_max_fragments: int = 6  # compute operators in one block
-    g4_max_elementwise_share: float = 0.10  # deployed-view MAC share of element-wise operators
+    name: str
+    guideline: str
+    claim: str
+    preferred: str
+    warned: str
+
+
+EXPERIMENTS = {
+    "g1": Experiment("g1", "G1", "equal channel width minimizes MAC", "1", "12"),
+    "g2": Experiment("g2", "G2", "excessive group convolution increases MAC", "1", "8"),
+    "g3": Experiment("g3", "G3", "network fragmentation reduces parallelism", "1", "4p"),
+    "g4": Experiment("g4", "G4", "element-wise operations are not negligible", "false,false", "true,true"),
+}
+SCALES = (1, 2, 4)
+
+
+def parse_only(text: str | None) -> list[str]:
+    """``g1,g3`` -> ["g1", "g3"]; every experiment when None."""
+    if not text:
+        return list(EXPERIMENTS)
+    names = [part.strip().lower() for part in text.split(",") if part.strip()]
+    for name in names:
+        if name not in EXPERIMENTS:
+            raise UsageError(f"--only {name!r} is not an experiment; allowed: {allowed(EXPERIMENTS)}")
+    return names
+
+
+def parse_widths(text: str | None) -> list[int]:
+    """``1,2`` -> [1, 2]; the paper's x1, x2, x4 when None."""
+    if not text:
+        return list(SCALES)
+    widths = []
+    for part in text.split(","):
+        try:
+            value = int(part)
+        except ValueError:
+            value = 0
+        if value not in SCALES:
+            raise UsageError(f"--widths {part.strip()!r} is not a width of the paper; allowed: 1, 2, 4")
+        widths.append(value)
+    return widths
+
+
+def _variant_arg(experiment: str, option: str, value: Any, scale: int, base: str) -> str:
+    if experiment == "g4":
+        relu, shortcut = str(value).split(",")
+        options = f"relu={relu},shortcut={shortcut}"
+    else:
+        options = f"{option}={value}"
+    return f"{experiment}:{options},scale={scale},base={base}"
+
+
+@dataclass(frozen=True)
+class MeasuredVariant:
+    """One variant at one width, measured: throughput (images/s) with its 95% interval, median latency (ms)."""
+
+    throughput_per_s: float
+    throughput_ci: tuple[float, float] | None
+    median_ms: float
+    flops_madd: int
+    runs: int
+
+
+@dataclass(frozen=True)
+class VariantRow:
+    """One row of a guideline table: the variant, the paper's throughput (x1, x2, x4; GPU and ARM columns) and
+    what was measured here, by width."""
+
+    value: Any
+    paper_gpu: tuple[float, ...]
+    paper_arm: tuple[float, ...]
+    measured: dict[int, MeasuredVariant]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether the guideline holds here: ``result`` (holds, does not hold, inconclusive), a one-line ``detail``, and
+    the preferred variant's speedup over the warned one at each width."""
+
+    result: str
+    detail: str
+    speedups: dict[int, Ratio]
+
+
+@dataclass(frozen=True)
+class ExperimentResult:
+    """One guideline experiment measured at every width asked for, beside the paper's table."""
+
+    spec: Experiment
+    option: str
+    source: str
+    paper_unit_gpu: str
+    paper_unit_arm: str
+    rows: tuple[VariantRow, ...]
+    verdict: Verdict
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "experiment": self.spec.name,
+            "guideline": self.spec.guideline,
+            "claim": self.spec.claim,
+            "option": self.option,
+            "source": self.source,
+            "paper_unit": {"gpu": self.paper_unit_gpu, "arm": self.paper_unit_arm},
+            "rows": [{"value": row.value, "paper": {"gpu": list(row.paper_gpu), "arm": list(row.paper_arm)},
+                      "measured": {str(w): {**m.__dict__, "throughput_ci": list(m.throughput_ci)
+                                            if m.throughput_ci else None} for w, m in row.measured.items()}}
+                     for row in self.rows],
+            "verdict": {"result": self.verdict.result, "detail": self.verdict.detail,
+                        "speedups": {str(w): r.to_dict() for w, r in self.verdict.speedups.items()}},
+        }
 
     @classmethod
-    def from_mapping(cls, values: dict[str, Any], origin: str) -> "Thresholds":
-        """Thresholds from a TOML table; unknown keys and non-positive values are refused, naming the file."""
-        known = {f.name: f for f in fields(cls)}
-        parsed: dict[str, Any] = {}
-        for key, value in values.items():
-            if key not in known:
-                raise UsageError(f"{origin}: unknown key {key!r}; allowed: {', '.join(known)}")
-            kind = int if known[key].type in ("int", int) else float
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise UsageError(f"{origin}: {key} = {value!r} must be a positive number")
-            if kind is int and value != int(value):
-                raise UsageError(f"{origin}: {key} = {value!r} must be a whole number")
-            parsed[key] = kind(value)
-        return cls(**parsed)
-
-
-def load_thresholds(config: Path | None = None, project_dir: Path | None = None) -> Thresholds:
-    """Thresholds from ``config`` (a TOML file, its ``[tool.shufflebench]`` table or top-level keys), else from the
-    ``[tool.shufflebench]`` table of ``pyproject.toml`` in ``project_dir`` (the current directory), else defaults."""
-    if config is not None:
-        data = _read_toml(config)
-        table = data.get("tool", {}).get("shufflebench", data) if "tool" in data else data
-        return Thresholds.from_mapping(table, str(config))
-    pyproject = (project_dir or Path.cwd()) / "pyproject.toml"
-    if pyproject.is_file():
-        table = _read_toml(pyproject).get("tool", {}).get("shufflebench", {})
-        return Thresholds.from_mapping(table, f"{pyproject} [tool.shufflebench]")
-    return Thresholds()
-
-
-def _read_toml(path: Path) -> dict:
-    try:
-        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"config file {str(path)!r} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"config file {path} is not valid TOML: {exc}") from None
+    def from_dict(cls, data: Mapping[str, Any]) -> "ExperimentResult":
+        rows = tuple(VariantRow(row["value"], tuple(row["paper"]["gpu"]), tuple(row["paper"]["arm"]),
+                                {int(w): MeasuredVariant(**{**m, "throughput_ci": tuple(m["throughput_ci"])
+                                                            if m["throughput_ci"] else None})
+                                 for w, m in row["measured"].items()}) for row in data["rows"])
+        verdict = data["verdict"]
+        return cls(EXPERIMENTS[data["experiment"]], data["option"], data["source"], data["paper_unit"]["gpu"],
+                   data["paper_unit"]["arm"], rows,
+                   Verdict(verdict["result"], verdict["detail"],
+                           {int(w): Ratio.from_dict(r) for w, r in verdict["speedups"].items()}))
 
 
 @dataclass(frozen=True)
-class Finding:
-    """One metric of one guideline on one layer or block, and whether it is above its threshold."""
+class GuidelineResults:
+    """The guideline experiments run on one device: ``column`` names the paper's channel column used (gpu, arm)."""
 
-    guideline: str
-    where: str
-    value: float
-    threshold: float
-    above: bool
-    message: str
+    device: str
+    emulated: bool
+    column: str
+    widths: tuple[int, ...]
+    experiments: tuple[ExperimentResult, ...]
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    def to_dict(self) -> dict[str, Any]:
+        """The machine-readable result (what ``--format json`` prints)."""
+        return {"schema": GUIDELINES_SCHEMA, "device": self.device, "emulated": self.emulated, "column": self.column,
+                "widths": list(self.widths), "experiments": [e.to_dict() for e in self.experiments]}
 
-
-def _spatial(shape: tuple[int, ...]) -> int:
-    return math.prod(shape[2:]) if len(shape) > 2 else 1
-
-
-def g1_metrics(layer: Layer) -> tuple[float, float] | None:
-    """(c_out / c_in, MAC saving of an equal-width layer at the same FLOPs) for a 1x1 convolution, else None."""
-    if layer.kind not in (OpKind.CONV, OpKind.GROUP_CONV) or layer.kernel is None or any(k != 1 for k in layer.kernel):
-        return None
-    (x,), (y,) = layer.input_shapes, layer.output_shapes
-    c1, c2, g = x[1], y[1], layer.groups or 1
-    hw_in, hw_out = _spatial(x), _spatial(y)
-    mac = hw_in * c1 + hw_out * c2 + c1 * c2 / g
-    c = math.sqrt(c1 * c2)
-    mac_equal = hw_in * c + hw_out * c + c * c / g
-    return c2 / c1, 1 - mac_equal / mac
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "GuidelineResults":
+        return cls(data["device"], bool(data["emulated"]), data["column"], tuple(data["widths"]),
+                   tuple(ExperimentResult.from_dict(e) for e in data["experiments"]))
 
 
-def g2_overhead(layer: Layer) -> float | None:
-    """MAC of a group convolution over the same layer at g = 1 with the same FLOPs and input channels (Eq. 2)."""
-    if layer.kind is not OpKind.GROUP_CONV:
-        return None
-    (x,), (y,) = layer.input_shapes, layer.output_shapes
-    c1, g = x[1], layer.groups or 1
-    hw_in, hw_out = _spatial(x), _spatial(y)
-    k = math.prod(layer.kernel or (1,))
-    madd = hw_out * c1 * y[1] * k / g  # per sample
-    mac_g = hw_in * c1 + madd * g / (c1 * k) + madd / hw_out
-    mac_1 = hw_in * c1 + madd / (c1 * k) + madd / hw_out
-    return mac_g / mac_1 - 1
+def run_experiments(device: DeviceProfile, policy: SamplingPolicy, *, only: list[str], widths: list[int],
+                    on_group: Callable[[str, int], None] | None = None,
+                    on_progress: Progress = None) -> GuidelineResults:
+    """Measure the chosen experiments on ``device`` (``policy.budget_s`` per variant, the variants of one width
+    interleaved)."""
+    column = "gpu" if device.kind == "cuda" else "arm"
+    tables = guideline_tables()
+    experiments = []
+    for name in only:
+        published = tables[name]
+        spec = EXPERIMENTS[name]
+        measured: list[dict[int, MeasuredVariant]] = [{} for _ in published.rows]
+        ratios = {}
+        for scale in widths:
+            if on_group is not None:
+                on_group(name, scale)
+            models = [PreparedModel(resolve_model(_variant_arg(name, published.option, row.value, scale, column),
+                                                  batch=device.batch)) for row in published.rows]
+            results = measure_models(models, device, policy, on_progress=on_progress)
+            for into, result in zip(measured, results):
+                m = result.measurement
+                ci = m.ci95
+                into[scale] = MeasuredVariant(device.batch / m.median,
+                                              (device.batch / ci[1], device.batch / ci[0]) if ci else None,
+                                              m.median * 1e3, result.cost.flops_madd, m.runs)
+            by_value = {str(row.value): result for row, result in zip(published.rows, results)}
+            good, bad = by_value[spec.preferred], by_value[spec.warned]
+            # speedup of the preferred variant: warned latency / preferred latency, paired by round
+            ratios[scale] = median_ratio(bad.measurement.samples_s, good.measurement.samples_s)
+        rows = tuple(VariantRow(row.value, tuple(row.gpu), tuple(row.arm), into)
+                     for row, into in zip(published.rows, measured))
+        experiments.append(ExperimentResult(spec, published.option, published.source, published.gpu_unit,
+                                            published.arm_unit, rows, verdict(spec, ratios)))
+    return GuidelineResults(device.name, device.emulated, column, tuple(widths), tuple(experiments))
 
 
-@dataclass(frozen=True)
-class Fragmentation:
-    """G3 for one block: compute fragments, the longest operator chain, and the widest set of parallel fragments."""
-
-    block: str
-    fragments: int
-    critical_path: int
-    branches: int
-
-
-def block_name(layer: Layer) -> str:
-    """The block a layer belongs to: the first two parts of its module path (``stage2.0``), else ``(top)``."""
-    parts = layer.module.split(".") if layer.module else []
-    return ".".join(parts[:2]) if parts else "(top)"
-
-
-def fragmentation(table: LayerTable) -> list[Fragmentation]:
-    """G3 per block, in execution order. Views are transparent; every other operator lengthens the path."""
-    by_block: dict[str, list[Layer]] = {}
-    for layer in table.layers:
-        by_block.setdefault(block_name(layer), []).append(layer)
-    result = []
-    for block, layers in by_block.items():
-        members = {layer.index for layer in layers}
-        depth: dict[int, int] = {}
-        for layer in layers:
-            base = max((depth[i] for i in layer.inputs_from if i in members), default=0)
-            depth[layer.index] = base + (0 if layer.kind in _VIEW_KINDS else 1)
-        levels: dict[int, int] = {}
-        for layer in layers:
-            if layer.kind in _FRAGMENTS:
-                levels[depth[layer.index]] = levels.get(depth[layer.index], 0) + 1
-        fragments = sum(levels.values())
-        if fragments:
-            result.append(Fragmentation(block, fragments, max(depth.values()), max(levels.values())))
-    return result
-
-
-def elementwise_share(table: LayerTable, view: str = "deployed") -> float:
-    """Share of the model's MAC (bytes) spent in element-wise operators, in the ``deployed`` or ``eager`` view."""
-    attr = "mac_bytes_deployed" if view == "deployed" else "mac_bytes"
-    total = table.total(attr)
-    part = sum(getattr(layer, attr) for layer in table.layers if layer.kind in ELEMENTWISE)
-    return part / total if total else 0.0
-
-
-def check(table: LayerTable, thresholds: Thresholds = Thresholds()) -> list[Finding]:
-    """Every guideline metric of a model as findings, above-threshold ones flagged, with one-line suggestions."""
-    findings: list[Finding] = []
-    for layer in table.layers:
-        g1 = g1_metrics(layer)
-        if g1 is not None:
-            ratio, saving = g1
-            c1, c2 = layer.input_shapes[0][1], layer.output_shapes[0][1]
-            findings.append(Finding(
-                "G1", layer.name, saving, thresholds.g1_min_mac_saving, saving >= thresholds.g1_min_mac_saving,
-                f"c1:c2 = {_ratio_text(c1, c2)} in {layer.name}; equal widths would cut this layer's MAC by "
-                f"{saving:.0%}",
-            ))
-        overhead = g2_overhead(layer)
-        if overhead is not None:
-            findings.append(Finding(
-                "G2", layer.name, overhead, thresholds.g2_max_overhead, overhead > thresholds.g2_max_overhead,
-                f"groups={layer.groups} in {layer.name} costs {overhead:.0%} more MAC than groups=1 at the same "
-                f"FLOPs; fewer groups (or a wider dense conv) would cut it",
-            ))
-    for frag in fragmentation(table):
-        above = frag.branches > thresholds.g3_max_branches or frag.fragments > thresholds.g3_max_fragments
-        findings.append(Finding(
-            "G3", frag.block, frag.branches, thresholds.g3_max_branches, above,
-            f"{frag.block}: {frag.fragments} fragments, {frag.branches} in parallel, critical path "
-            f"{frag.critical_path} operators; fewer, wider operators keep a GPU busy",
-        ))
-    share = elementwise_share(table, "deployed")
-    findings.append(Finding(
-        "G4", "(model)", share, thresholds.g4_max_elementwise_share, share > thresholds.g4_max_elementwise_share,
-        f"element-wise operators move {share:.0%} of the deployed MAC ({elementwise_share(table, 'eager'):.0%} "
-        f"eager); fuse or remove adds and activations where accuracy allows",
-    ))
-    return findings
-
-
-def _ratio_text(c1: int, c2: int) -> str:
-    if c2 >= c1:
-        return f"1:{c2 / c1:.3g}"
-    return f"{c1 / c2:.3g}:1"
+def verdict(spec: Experiment, ratios: dict[int, Ratio]) -> Verdict:
+    """holds / does not hold / inconclusive from the preferred variant's speedup CIs at every width."""
+    above = [s for s, r in ratios.items() if r.low > 1]
+    below = [s for s, r in ratios.items() if r.high < 1]
+    if below:
+        result = "does not hold"
+    elif len(above) == len(ratios):
+        result = "holds"
+    else:
+        result = "inconclusive"
+    detail = "; ".join(
+        f"x{s}: {spec.preferred} is {r.estimate:.2f}x the speed of {spec.warned} (95% CI {r.low:.2f}-{r.high:.2f})"
+        for s, r in ratios.items()
+    )
+    return Verdict(result, detail, dict(ratios))

@@ -16,12 +16,36 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from .errors import UsageError
-from .zoo.registry import ModelSpec, get_entry, is_registered, resolve_spec, short_label, unknown_model
+from .options import VariantOptions
+from .zoo.catalog import ModelSpec, get_entry, is_registered, resolve_spec, short_label, unknown_model
 
 _CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What a result says about the model it describes: names, variant and input shape (plain data, no module)."""
+
+    name: str
+    label: str
+    short_label: str
+    source: str
+    variant: dict[str, Any]
+    input_shape: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The keys every result file carries about its model."""
+        return {"model": self.name, "label": self.label, "short_label": self.short_label, "source": self.source,
+                "variant": dict(self.variant), "input_shape": list(self.input_shape)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ModelIdentity":
+        """Inverse of `to_dict` (extra keys of the enclosing result are ignored)."""
+        return cls(data["model"], data["label"], data["short_label"], data["source"], dict(data["variant"]),
+                   tuple(data["input_shape"]))
 
 
 @dataclass(frozen=True)
@@ -49,7 +73,13 @@ class ModelRef:
 
     @property
     def variant(self) -> dict[str, Any]:
+        """The zoo options of this variant (empty for ONNX files and callables)."""
         return self.spec.options if self.spec is not None else {}
+
+    @property
+    def identity(self) -> ModelIdentity:
+        """The model as results name it."""
+        return ModelIdentity(self.name, self.label, self.short_label, self.source, self.variant, self.input_shape)
 
     def build(self):
         """The ``nn.Module`` in eval mode (zoo and callable models only), with weights drawn from a fixed seed so
@@ -63,6 +93,29 @@ class ModelRef:
             if self.spec is not None:
                 return get_entry(self.spec.name).builder(**self.spec.options).eval()
             return _call_target(str(self.target)).eval()
+
+
+def resolve_models(args: Sequence[str], options: VariantOptions = VariantOptions(), *, zoo: bool = False,
+                   default_batch: int = 1) -> list[ModelRef]:
+    """Several model arguments, then (with ``zoo``) every registered model at its default variant. The zoo variant
+    flags apply to the zoo models among them and ``input_shape`` to the others; an option that no model takes is
+    refused."""
+    from .zoo.catalog import entries
+
+    names = list(args) + ([entry.name for entry in entries()] if zoo else [])
+    if not names:
+        raise UsageError("no model given: name one or more models, or use --zoo")
+    in_zoo = [is_registered(name.partition(":")[0].strip()) for name in names]
+    zoo_flags = {"width": options.width, "groups": options.groups, "resolution": options.resolution}
+    for flag, value in zoo_flags.items():
+        if value is not None and not any(in_zoo):
+            raise UsageError(f"--{flag} applies to zoo models, and none is given; use --input-shape")
+    if options.input_shape is not None and all(in_zoo):
+        raise UsageError("--input-shape is for your own models, and only zoo models are given; use --resolution")
+    batch = options.batch if options.batch is not None else default_batch
+    return [resolve_model(name, overrides=zoo_flags, batch=batch) if zoo_model
+            else resolve_model(name, batch=batch, input_shape=options.input_shape)
+            for name, zoo_model in zip(names, in_zoo)]
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -141,13 +194,8 @@ def import_callable(target: str):
     return model
 
 
-def layer_table(ref: ModelRef):
-    """The layer table of any model: traced from torch for zoo and callable models, read from the ONNX graph for
-    ``.onnx`` files."""
-    if ref.source == "onnx":
-        from .onnx_table import onnx_layer_table
-
-        return onnx_layer_table(ref.path, ref.input_shape)
-    from .torch_table import trace_layer_table
-
-    return trace_layer_table(ref.build(), ref.input_shape)
+def resolve_variant(arg: str, options: VariantOptions, *, default_batch: int = 1) -> ModelRef:
+    """The `ModelRef` of one model argument under the shared model options (``default_batch`` when none is given)."""
+    overrides = {"width": options.width, "groups": options.groups, "resolution": options.resolution}
+    batch = options.batch if options.batch is not None else default_batch
+    return resolve_model(arg, overrides=overrides, batch=batch, input_shape=options.input_shape)

@@ -31,8 +31,15 @@ _VIEWS = {"Reshape": OpKind.RESHAPE, "Flatten": OpKind.RESHAPE, "Squeeze": OpKin
           "Unsqueeze": OpKind.RESHAPE, "Identity": OpKind.RESHAPE, "Dropout": OpKind.RESHAPE}
 _POOLS = {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean"}
 _BOOKKEEPING = {"Shape", "Gather", "Constant", "ConstantOfShape", "Cast", "Range", "Size", "Equal", "Where", "Concat_shape"}
-_ONNX_DTYPES = {1: "float32", 10: "float16", 16: "bfloat16", 11: "float64", 3: "int8", 2: "uint8", 6: "int32", 7: "int64",
-                9: "bool"}
+#: ONNX TensorProto element types -> the canonical dtype names of `ops.DTYPE_BYTES` (others are refused when a
+#: tensor of them is costed: no width is guessed).
+_ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 9: "bool",
+                10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 14: "complex64", 15: "complex128",
+                16: "bfloat16", 17: "float8_e4m3fn", 18: "float8_e4m3fnuz", 19: "float8_e5m2", 20: "float8_e5m2fnuz"}
+
+
+def _onnx_dtype(elem_type: int) -> str:
+    return _ONNX_DTYPES.get(elem_type, f"onnx element type {elem_type}")
 
 
 def _load(path: Path):
@@ -47,6 +54,14 @@ def _load(path: Path):
 def _graph_inputs(model):
     initializers = {init.name for init in model.graph.initializer}
     return [i for i in model.graph.input if i.name not in initializers]
+
+
+def onnx_input_name(path: Path) -> str:
+    """The name of the model's single (non-initializer) input."""
+    inputs = _graph_inputs(_load(path))
+    if len(inputs) != 1:
+        raise UsageError(f"{path} has {len(inputs)} inputs; shufflebench profiles single-input models")
+    return inputs[0].name
 
 
 def onnx_input_shape(path: Path, *, batch: int = 1, override: tuple[int, ...] | None = None) -> tuple[int, ...]:
@@ -95,10 +110,10 @@ class _Shapes:
         for info in (*graph.input, *graph.value_info, *graph.output):
             t = info.type.tensor_type
             if t.HasField("shape") and all(d.HasField("dim_value") for d in t.shape.dim):
-                self.tensors[info.name] = Tensor(tuple(d.dim_value for d in t.shape.dim), _ONNX_DTYPES.get(t.elem_type, "float32"))
+                self.tensors[info.name] = Tensor(tuple(d.dim_value for d in t.shape.dim), _onnx_dtype(t.elem_type))
         self.constants: dict[str, object] = {}
         for init in graph.initializer:
-            self.tensors[init.name] = Tensor(tuple(init.dims), _ONNX_DTYPES.get(init.data_type, "float32"))
+            self.tensors[init.name] = Tensor(tuple(init.dims), _onnx_dtype(init.data_type))
             self.constants[init.name] = numpy_helper.to_array(init)
         # Identity of an initializer (the exporter's de-duplication of equal weights) is a constant too, and
         # such Identity nodes may chain in any order.

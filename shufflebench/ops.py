@@ -18,6 +18,8 @@ import math
 from dataclasses import dataclass
 from enum import Enum
 
+from .errors import UsageError
+
 
 class OpKind(str, Enum):
     """One small vocabulary of operator kinds, used in the layer table, the guideline checks and every report."""
@@ -45,11 +47,24 @@ ELEMENTWISE = frozenset({OpKind.ACTIVATION, OpKind.ADD, OpKind.MUL, OpKind.BATCH
 #: Kinds whose cost is dominated by multiply-adds.
 COMPUTE = frozenset({OpKind.CONV, OpKind.DEPTHWISE_CONV, OpKind.GROUP_CONV, OpKind.LINEAR})
 
-#: Bytes per element of the dtypes a model may use (names as torch prints them, plus ONNX spellings).
+#: Bytes per element of every dtype a tensor may have, by canonical name (`torch_table` and `onnx_table` translate
+#: their own spellings to these). A dtype missing here is refused, never counted at a guessed width.
 DTYPE_BYTES = {
-    "float32": 4, "float": 4, "float16": 2, "half": 2, "bfloat16": 2, "float64": 8, "double": 8,
-    "int8": 1, "uint8": 1, "qint8": 1, "quint8": 1, "int16": 2, "int32": 4, "int64": 8, "long": 8, "bool": 1,
+    "float64": 8, "float32": 4, "float16": 2, "bfloat16": 2,
+    "float8_e4m3fn": 1, "float8_e4m3fnuz": 1, "float8_e5m2": 1, "float8_e5m2fnuz": 1,
+    "complex128": 16, "complex64": 8,
+    "int64": 8, "int32": 4, "int16": 2, "int8": 1, "uint64": 8, "uint32": 4, "uint16": 2, "uint8": 1, "bool": 1,
+    "qint32": 4, "qint8": 1, "quint8": 1,
 }
+
+
+def dtype_bytes(dtype: str) -> int:
+    """Bytes per element of ``dtype``; `UsageError` naming it when its width is not known."""
+    try:
+        return DTYPE_BYTES[dtype]
+    except KeyError:
+        raise UsageError(f"tensor dtype {dtype!r} has no known width in bytes, so its MAC cannot be counted; known: "
+                         f"{', '.join(DTYPE_BYTES)}") from None
 
 
 @dataclass(frozen=True)
@@ -65,7 +80,7 @@ class Tensor:
 
     @property
     def nbytes(self) -> int:
-        return self.numel * DTYPE_BYTES.get(self.dtype, 4)
+        return self.numel * dtype_bytes(self.dtype)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any
 
 _LATENCY_KEYS = {"model", "variant", "latency_ms", "device", "source"}
 _GUIDELINE_KEYS = {"experiment", "option", "source", "gpu_unit", "arm_unit", "rows"}
+_CLAIM_KEYS = {"key", "text", "source"}
 
 
 @dataclass(frozen=True)
@@ -92,3 +93,20 @@ def guideline_tables() -> dict[str, GuidelineTable]:
         tables[entry["experiment"]] = GuidelineTable(entry["experiment"], entry["option"], entry["source"],
                                                      entry["gpu_unit"], entry["arm_unit"], rows)
     return tables
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim a paper makes in words (not a table figure), with where it says it."""
+
+    text: str
+    source: str
+
+
+def claim(key: str) -> Claim:
+    """The published claim stored under ``key``; KeyError when the data file has none."""
+    for i, entry in enumerate(_load().get("claim", [])):
+        _check(entry, _CLAIM_KEYS, f"claim #{i + 1}")
+        if entry["key"] == key:
+            return Claim(entry["text"], entry["source"])
+    raise KeyError(key)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import warnings
 from typing import Any, Callable
 
+from .errors import SetupError
 from .layer_table import Coverage, LayerTable, RowDraft, finish_table, merge_unknown
 from .ops import (
     OpCost,
@@ -45,6 +46,14 @@ _VIEWS = {
     "chunk": OpKind.SPLIT, "split": OpKind.SPLIT, "split_with_sizes": OpKind.SPLIT, "unbind": OpKind.SPLIT,
     "slice": OpKind.SPLIT, "select": OpKind.SPLIT, "narrow": OpKind.SPLIT,
 }
+#: TorchScript's scalar type names -> the canonical dtype names of `ops.DTYPE_BYTES`.
+TORCH_DTYPES = {
+    "Float": "float32", "Double": "float64", "Half": "float16", "BFloat16": "bfloat16", "Long": "int64",
+    "Int": "int32", "Short": "int16", "Char": "int8", "Byte": "uint8", "Bool": "bool", "ComplexFloat": "complex64",
+    "ComplexDouble": "complex128", "Float8_e4m3fn": "float8_e4m3fn", "Float8_e5m2": "float8_e5m2",
+    "Float8_e4m3fnuz": "float8_e4m3fnuz", "Float8_e5m2fnuz": "float8_e5m2fnuz", "QInt8": "qint8", "QUInt8": "quint8",
+    "QInt32": "qint32", "UInt16": "uint16", "UInt32": "uint32", "UInt64": "uint64",
+}
 _POOLS = ("max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d", "mean")
 
 
@@ -52,8 +61,8 @@ def _tensor(value) -> Tensor | None:
     """The shape and dtype of a traced value, or None when it is not a tensor of known shape."""
     if not value.isCompleteTensor():
         return None
-    dtype = str(value.type().scalarType()).lower()
-    return Tensor(tuple(value.type().sizes()), {"float": "float32", "half": "float16", "double": "float64"}.get(dtype, dtype))
+    dtype = str(value.type().scalarType())
+    return Tensor(tuple(value.type().sizes()), TORCH_DTYPES.get(dtype, dtype))
 
 
 def _const(value) -> Any:
@@ -64,6 +73,18 @@ def _const(value) -> Any:
     if node.kind() == "prim::ListConstruct":
         return [_const(v) for v in node.inputs()]
     return None
+
+
+class ShapeUnknown(Exception):
+    """A traced value whose shape the trace did not record: its operator cannot be costed (reported as unknown)."""
+
+
+def _t(value) -> Tensor:
+    """The shape and dtype of a traced tensor the rule needs; `ShapeUnknown` when the trace did not record it."""
+    tensor = _tensor(value)
+    if tensor is None:
+        raise ShapeUnknown(value.debugName())
+    return tensor
 
 
 def _list_items(value) -> list:
@@ -90,35 +111,35 @@ def _outputs(outputs) -> tuple[Tensor, ...]:
 def _conv(inputs, outputs) -> OpCost:
     stride = _const(inputs[3]) or [1, 1]
     groups = _const(inputs[8]) or 1
-    return conv_cost(_tensor(inputs[0]), _tensor(inputs[1]), _tensor(outputs[0]),
+    return conv_cost(_t(inputs[0]), _t(inputs[1]), _t(outputs[0]),
                      bias=_tensor(inputs[2]), stride=stride, groups=groups)
 
 
 def _linear(inputs, outputs) -> OpCost:
-    return linear_cost(_tensor(inputs[0]), _tensor(inputs[1]), _tensor(outputs[0]), bias=_tensor(inputs[2]))
+    return linear_cost(_t(inputs[0]), _t(inputs[1]), _t(outputs[0]), bias=_tensor(inputs[2]))
 
 
 def _addmm(inputs, outputs) -> OpCost:
     # addmm(bias, x, weight.t()): the weight arrives transposed, (in, out).
-    weight_t = _tensor(inputs[2])
+    weight_t = _t(inputs[2])
     weight = Tensor((weight_t.shape[1], weight_t.shape[0]), weight_t.dtype)
-    return linear_cost(_tensor(inputs[1]), weight, _tensor(outputs[0]), bias=_tensor(inputs[0]))
+    return linear_cost(_t(inputs[1]), weight, _t(outputs[0]), bias=_t(inputs[0]))
 
 
 def _matmul(inputs, outputs) -> OpCost:
-    a, b, out = _tensor(inputs[0]), _tensor(inputs[1]), _tensor(outputs[0])
+    a, b, out = _t(inputs[0]), _t(inputs[1]), _t(outputs[0])
     madd = out.numel * a.shape[-1]
     return OpCost(OpKind.LINEAR, flops_madd=madd, reads=(a, b), writes=(out,))
 
 
 def _batch_norm(inputs, outputs) -> OpCost:
-    x = _tensor(inputs[0])
-    return batch_norm_cost(x, _tensor(outputs[0]), channels=x.shape[1], affine=_tensor(inputs[1]) is not None)
+    x = _t(inputs[0])
+    return batch_norm_cost(x, _t(outputs[0]), channels=x.shape[1], affine=_tensor(inputs[1]) is not None)
 
 
 def _elementwise(kind: OpKind) -> Callable:
     def rule(inputs, outputs) -> OpCost:
-        return elementwise_cost(kind, _tensors(inputs), _tensor(outputs[0]))
+        return elementwise_cost(kind, _tensors(inputs), _t(outputs[0]))
 
     return rule
 
@@ -128,7 +149,7 @@ def _pool(inputs, outputs) -> OpCost:
     stride = _const(inputs[2]) if len(inputs) > 2 else None
     kernel = kernel if isinstance(kernel, list) and all(isinstance(k, int) for k in kernel) else None
     stride = stride if isinstance(stride, list) and stride and all(isinstance(s, int) for s in stride) else None
-    return pool_cost(_tensor(inputs[0]), _tensor(outputs[0]), kernel=kernel, stride=stride)
+    return pool_cost(_t(inputs[0]), _t(outputs[0]), kernel=kernel, stride=stride)
 
 
 def _cat(inputs, outputs) -> OpCost:
@@ -150,7 +171,7 @@ def _contiguous(inputs, outputs) -> OpCost:
         return view_cost(OpKind.RESHAPE)
     dims = _const(source.inputsAt(1)) if source.kind() == "aten::permute" else [
         _const(source.inputsAt(1)), _const(source.inputsAt(2))]
-    shape = _tensor(inputs[0]).shape
+    shape = _t(inputs[0]).shape
     is_shuffle = len(shape) == 5 and dims is not None and sorted(dims[:2] if len(dims) == 2 else dims[1:3]) == [1, 2]
     kind = OpKind.SHUFFLE if is_shuffle else OpKind.COPY
     return copy_cost(kind, _tensors(inputs[:1]), _tensors(outputs))
@@ -195,11 +216,16 @@ class _Recorder:
         self.drafts: list[RowDraft] = []
         self.producer_of: dict[int, int] = {}
         self.bookkeeping = 0
+        self.unknown: list[tuple[str, int]] = []
 
     def handle(self, rule: Callable) -> Callable:
         def call(inputs, outputs):
             node = outputs[0].node()
-            cost = rule(inputs, outputs)
+            try:
+                cost = rule(inputs, outputs)
+            except ShapeUnknown:  # listed in coverage as unknown, never costed by guess
+                self.unknown.append((f"{node.kind()} (shape unknown)", 1))
+                return 0
             row = len(self.drafts)
             scope = node.scopeName().split("/")[-1]
             # Weights are graph inputs too; a row's input shapes are its activations only.
@@ -229,6 +255,12 @@ class _Recorder:
         return tuple(rows)
 
 
+def _fvcore_version() -> str:
+    from importlib import metadata
+
+    return metadata.version("fvcore")
+
+
 def trace_layer_table(module, input_shape: tuple[int, ...], *, dtype=None) -> LayerTable:
     """Trace ``module`` (put in eval mode) on a zero input of ``input_shape`` and return its layer table.
 
@@ -242,7 +274,12 @@ def trace_layer_table(module, input_shape: tuple[int, ...], *, dtype=None) -> La
     example = torch.zeros(tuple(input_shape), dtype=dtype or torch.float32)
     recorder = _Recorder()
     analysis = JitModelAnalysis(module, (example,))
-    # fvcore silently skips a built-in list (relu, cat, transpose...); every op must be handled or reported.
+    # fvcore silently skips a built-in list (relu, cat, transpose...); every op must be handled or reported. That
+    # list is private (``_ignored_ops``, fvcore 0.1.5); a fvcore without it is refused rather than trusted to count
+    # every op, and a test pins the attribute so an upgrade that drops it fails loudly.
+    if not isinstance(getattr(analysis, "_ignored_ops", None), set):
+        raise SetupError(f"fvcore {_fvcore_version()} has no JitModelAnalysis._ignored_ops; shufflebench counts every "
+                         "operator only with fvcore 0.1.5 (pip install 'fvcore==0.1.5.post20221221')")
     analysis._ignored_ops = set()
     for op, rule in default_rules().items():
         analysis.set_op_handle(op, recorder.handle(rule))
@@ -254,7 +291,7 @@ def trace_layer_table(module, input_shape: tuple[int, ...], *, dtype=None) -> La
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         total_madd = analysis.total()
-        unknown = merge_unknown(analysis.unsupported_ops().items())
+        unknown = merge_unknown([*analysis.unsupported_ops().items(), *recorder.unknown])
     drafts = recorder.drafts
     coverage = Coverage(counted=len(drafts), bookkeeping=recorder.bookkeeping, unknown=unknown)
     params = sum(p.numel() for p in module.parameters() if p.requires_grad)

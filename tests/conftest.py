@@ -178,7 +178,7 @@ def sshd(tmp_path_factory, request) -> SimpleNamespace:
 @pytest.fixture(scope="session")
 def arm_rootfs() -> Path:
     """The emulated aarch64 rootfs, or skip (it is built by scripts/setup-arm-emulation.sh)."""
-    from shufflebench.runners.remote import default_rootfs
+    from shufflebench.runners.targets import default_rootfs
 
     rootfs = default_rootfs()
     site = list(rootfs.glob("usr/local/lib/python3.*/dist-packages/onnxruntime"))

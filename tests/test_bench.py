@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from shufflebench.devices import resolve_device
-from shufflebench.reproduce import run_suite
+from shufflebench.report.bench import run_suite
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPECTED = {"zoo-shufflenet_v2", "zoo-mobilenet_v2", "v1-speedup", "guidelines-g1", "guidelines-g2",
@@ -34,7 +34,7 @@ def test_quick_run_writes_every_experiment_and_the_report(quick_run):
     assert {p.stem for p in folder.glob("*.json")} == EXPECTED
     for path in folder.glob("*.json"):
         data = json.loads(path.read_text())
-        assert data["schema"] == "shufflebench.bench/4" and data["device"] == "cpu" and data["seconds"] > 0
+        assert data["schema"] == "shufflebench.bench/5" and data["device"] == "cpu" and data["seconds"] > 0
     fidelity = json.loads((folder / "fidelity.json").read_text())["data"]
     assert len(fidelity["profile_medians_ms"]) == len(fidelity["profile_ci95_ms"]) == 2  # the quick plan's repeats
     assert all(1 <= worth <= runs for worth, runs in fidelity["profile_effective_runs"])

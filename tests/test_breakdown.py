@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from shufflebench.breakdown import breakdown, category_of_kernel, map_kernels
 from shufflebench.cli import app
-from shufflebench.models import layer_table, resolve_model
+from shufflebench.models import resolve_model
+from shufflebench.prepared import PreparedModel
 
 
 def node(name, op, inputs, outputs):
@@ -71,14 +72,14 @@ def test_categories_of_kernels():
 def test_shares_and_overhead_by_hand():
     from shufflebench.breakdown import KernelTime
 
-    table = layer_table(resolve_model("g1:resolution=8"))
+    table = PreparedModel(resolve_model("g1:resolution=8")).layer_table
     kernels = [KernelTime("a", "Conv", "dense conv", 75.0, ("x",)), KernelTime("r", "ReorderInput", "inserted", 25.0, ())]
     data = breakdown(kernels, 120.0, table)
-    shares = {row["category"]: row["time_share"] for row in data["categories"]}
+    shares = {row.category: row.time_share for row in data.categories}
     assert shares == {"dense conv": 0.75, "inserted": 0.25}  # folded BN and fused ReLU cost nothing deployed
-    assert data["overhead_us"] == 20.0 and data["overhead_share"] == pytest.approx(20 / 120)
-    dense = next(r for r in data["categories"] if r["category"] == "dense conv")
-    assert dense["flops_share"] == 1.0  # g1 is all 1x1 convolutions
+    assert data.overhead_us == 20.0 and data.overhead_share == pytest.approx(20 / 120)
+    dense = next(r for r in data.categories if r.category == "dense conv")
+    assert dense.madd_share == 1.0  # g1 is all 1x1 convolutions
 
 
 def test_profile_breakdown_of_shufflenet_v2(tmp_path, monkeypatch):
@@ -88,7 +89,7 @@ def test_profile_breakdown_of_shufflenet_v2(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)["breakdown"]
     assert sum(row["time_share"] for row in data["categories"]) == pytest.approx(1.0)
-    assert sum(row["flops_share"] for row in data["categories"]) == pytest.approx(1.0)
+    assert sum(row["madd_share"] for row in data["categories"]) == pytest.approx(1.0)
     categories = {row["category"] for row in data["categories"]}
     assert {"dense conv", "depthwise conv", "shuffle/concat/split/transpose"} <= categories
     covered = [c for k in data["kernels"] for c in k["covers"]]

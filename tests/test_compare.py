@@ -9,15 +9,14 @@ import pytest
 from typer.testing import CliRunner
 
 from shufflebench.cli import app
-from shufflebench.compare import compare_data
+from shufflebench.compare import Comparison, compare_results
 from shufflebench.cost import CostSummary
 from shufflebench.devices import resolve_device
 from shufflebench.measure.sampling import Samples, SamplingPolicy
 from shufflebench.measure.stats import Measurement
 from shufflebench.models import resolve_model
-from shufflebench.profiling import ProfileResult
+from shufflebench.profile import ProfileResult
 from shufflebench.report.compare import compare_markdown, plot_compare, render_compare
-from shufflebench.runners.base import RunResult
 
 runner = CliRunner()
 QUICK = ["--budget", "0.2", "--warmup", "1", "--min-runs", "6"]
@@ -28,16 +27,18 @@ def fake(label: str, madd: int, mac: int, latency_s: float) -> ProfileResult:
     samples = Samples((latency_s,) * 30, (latency_s,), "precision", SamplingPolicy(), 1.0)
     cost = CostSummary(madd, 1000, {}, {"eager": mac, "deployed": mac}, {"eager": mac * 4, "deployed": mac * 4})
     env = {"machine": "x86_64", "cpu_model": "test", "versions": {}, "warnings": []}
-    run = RunResult(Measurement.from_samples(samples), env, {}, False)
-    return ProfileResult(resolve_model(label), resolve_device("cpu"), cost, run)
+    return ProfileResult(resolve_model(label).identity, resolve_device("cpu"), cost, Measurement.from_samples(samples),
+                         env, {}, False)
 
 
 def test_speedups_against_the_baseline_by_hand():
-    data = compare_data([
+    comparison = compare_results([
         fake("shufflenet_v1:width=0.5", 38_000_000, 1_000, 0.002),
         fake("shufflenet_v1", 140_000_000, 2_000, 0.004),
         fake("alexnet", 720_000_000, 8_000, 0.020),
     ], baseline=2)
+    data = comparison.to_dict()
+    assert Comparison.from_dict(data).to_dict() == data  # the JSON edge holds the whole result
     half, one, alex = data["models"]
     assert data["baseline"] == "alexnet:resolution=224"
     assert half["vs_baseline"]["theoretical_speedup"] == pytest.approx(720 / 38)
@@ -51,12 +52,12 @@ def test_speedups_against_the_baseline_by_hand():
     assert half["paper"]["latency_ms"] == 15.2
     assert half["paper"]["speedup_vs_baseline"] == pytest.approx(184.0 / 15.2)
     assert "Table 8" in half["paper"]["source"]
-    md = compare_markdown(data)
+    md = compare_markdown(comparison)
     assert "| shufflenet_v1:width=0.5 | 38.0M |" in md and "10.00x" in md and "15.2 ms (12.1x)" in md
 
 
 def test_table_and_plot(tmp_path):
-    data = compare_data([fake("g1", 10, 10, 0.001), fake("g1:ratio=12", 10, 20, 0.002)])
+    data = compare_results([fake("g1", 10, 10, 0.001), fake("g1:ratio=12", 10, 20, 0.002)])
     from rich.console import Console
     import io
 
@@ -81,7 +82,7 @@ def test_cli_compare_interleaves_and_adds_the_baseline(tmp_path, monkeypatch):
     assert data["baseline"] == "g1:ratio=2,scale=1,base=gpu,resolution=8"
     runs = {m["latency"]["runs"] for m in data["models"]}
     assert len(runs) == 1  # interleaved: every model got the same number of rounds
-    assert json.loads(out.read_text())["schema"] == "shufflebench.compare/1"
+    assert json.loads(out.read_text())["schema"] == "shufflebench.compare/2"
 
 
 @pytest.mark.parametrize("args, message", [
@@ -97,7 +98,7 @@ def test_cli_compare_bad_input(args, message):
 
 def test_plot_without_matplotlib_says_how_to_install(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    data = compare_data([fake("g1", 10, 10, 0.001)])
+    data = compare_results([fake("g1", 10, 10, 0.001)])
     from shufflebench.errors import SetupError
 
     with pytest.raises(SetupError, match=r"pip install 'shufflebench\[plot\]'"):

@@ -9,9 +9,10 @@ import torch
 from torch import nn
 
 from shufflebench.ops import OpKind
-from shufflebench.models import layer_table, resolve_model
+from shufflebench.models import resolve_model
+from shufflebench.prepared import PreparedModel
 from shufflebench.torch_table import trace_layer_table
-from shufflebench.zoo.registry import entries, get_entry
+from shufflebench.zoo.catalog import entries, get_entry
 
 
 def rows(table, kind=None):
@@ -183,7 +184,7 @@ def test_g1_bound_minimal_at_equal_widths():
 def test_every_zoo_operator_is_understood(name):
     # Counted, zero by definition, or shape bookkeeping: never unknown (the coverage line must read "0 unknown").
     ref = resolve_model(name, overrides={"resolution": max(64, int(get_entry(name).option("resolution").minimum))})
-    table = layer_table(ref)
+    table = PreparedModel(ref).layer_table
     assert table.coverage.unknown == (), table.coverage.describe()
     assert table.total("params") == table.params  # every parameter is read by some counted operator
 
@@ -193,7 +194,7 @@ def test_g1_micro_network_mac_is_minimal_at_equal_widths():
     hw = 56 * 56
     per_conv = {}
     for ratio in (1, 2, 6, 12):
-        convs = [r for r in layer_table(resolve_model(f"g1:ratio={ratio}")).layers if r.kind is OpKind.CONV]
+        convs = [r for r in PreparedModel(resolve_model(f"g1:ratio={ratio}")).layer_table.layers if r.kind is OpKind.CONV]
         assert len(convs) == 20
         first = convs[0]
         bound = 2 * math.sqrt(hw * first.flops_madd) + first.flops_madd / hw
@@ -201,3 +202,50 @@ def test_g1_micro_network_mac_is_minimal_at_equal_widths():
         if ratio == 1:
             assert first.mac_elements == pytest.approx(bound)  # (128, 128): exactly on the bound
     assert per_conv[1] < per_conv[2] < per_conv[6] < per_conv[12]
+
+
+def test_fvcore_still_has_the_private_list_the_counter_empties():
+    # fvcore skips these operators silently; the counter empties the (private) list so each is costed or reported.
+    # If an fvcore upgrade renames it, this test and the counter both fail loudly instead of counting ReLU as free.
+    from fvcore.nn.jit_analysis import JitModelAnalysis
+
+    analysis = JitModelAnalysis(nn.ReLU(), (torch.zeros(1, 4),))
+    assert isinstance(analysis._ignored_ops, set) and {"aten::relu", "aten::cat"} <= analysis._ignored_ops
+    (row,) = trace_layer_table(nn.ReLU(), (1, 4)).layers
+    assert row.op == "aten::relu" and row.mac_elements == 8  # read 4, write 4: not free
+
+
+def test_an_fvcore_without_that_list_is_refused(monkeypatch):
+    import fvcore.nn.jit_analysis as jit_analysis
+
+    from shufflebench.errors import SetupError
+
+    class Changed(jit_analysis.JitModelAnalysis):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            del self._ignored_ops
+
+    monkeypatch.setattr(jit_analysis, "JitModelAnalysis", Changed)
+    with pytest.raises(SetupError, match="has no JitModelAnalysis._ignored_ops"):
+        trace_layer_table(nn.ReLU(), (1, 4))
+
+
+@pytest.mark.parametrize("dtype, width", [(torch.float16, 2), (torch.float64, 8), (torch.int16, 2),
+                                          (torch.uint8, 1), (torch.bfloat16, 2)])
+def test_tensors_are_counted_at_their_own_width(dtype, width):
+    class Cast(nn.Module):
+        def forward(self, x):
+            return torch.relu(x.to(dtype))
+
+    rows = trace_layer_table(Cast(), (1, 16)).layers
+    relu = next(r for r in rows if r.op == "aten::relu")
+    assert relu.mac_bytes == 32 * width  # 16 read + 16 written
+
+
+def test_a_dtype_of_unknown_width_is_refused_not_guessed():
+    from shufflebench.errors import UsageError
+    from shufflebench.ops import Tensor
+
+    assert Tensor((4,), "int16").nbytes == 8
+    with pytest.raises(UsageError, match="tensor dtype 'float4' has no known width in bytes"):
+        Tensor((4,), "float4").nbytes

@@ -1,103 +1,65 @@
-"""Guideline metrics: hand-worked values and the sanity checks the ShuffleNet V2 paper implies."""
+"""`guidelines`: option parsing, the verdict rule, and one real experiment's structure."""
 
 from __future__ import annotations
 
+import json
 
 import pytest
-from torch import nn
+from typer.testing import CliRunner
 
-from shufflebench.guidelines import (
-    Thresholds,
-    check,
-    elementwise_share,
-    fragmentation,
-    g1_metrics,
-    g2_overhead,
-    load_thresholds,
-)
+from shufflebench.cli import app
 from shufflebench.errors import UsageError
-from shufflebench.models import layer_table, resolve_model
-from shufflebench.torch_table import trace_layer_table
+from shufflebench.guidelines import EXPERIMENTS, parse_only, parse_widths, verdict
+from shufflebench.measure.ratio import Ratio
+
+runner = CliRunner()
 
 
-def table_of(arg: str):
-    return layer_table(resolve_model(arg))
+def r(low, high):
+    return Ratio((low + high) / 2, low, high, 0.95, True)
 
 
-def test_g1_saving_by_hand():
-    # c1 = 16, c2 = 64 on 8x8: MAC = 64*16 + 64*64 + 16*64 = 6144; equal width c = 32: 64*64 + 1024 = 5120.
-    (row,) = trace_layer_table(nn.Conv2d(16, 64, 1, bias=False), (1, 16, 8, 8)).layers
-    ratio, saving = g1_metrics(row)
-    assert ratio == 4
-    assert saving == pytest.approx(1 - 5120 / 6144)
+def test_verdicts_from_confidence_intervals():
+    g1 = EXPERIMENTS["g1"]
+    assert verdict(g1, {1: r(1.2, 1.3), 2: r(1.05, 1.1)}).result == "holds"
+    assert verdict(g1, {1: r(1.2, 1.3), 2: r(0.98, 1.03)}).result == "inconclusive"
+    assert verdict(g1, {1: r(1.2, 1.3), 2: r(0.90, 0.95)}).result == "does not hold"
+    assert "x1: 1 is 1.25x the speed of 12 (95% CI 1.20-1.30)" in verdict(g1, {1: r(1.2, 1.3)}).detail
 
 
-def test_g2_overhead_follows_eq2():
-    # c1 = 64 in, hw = 14*14, g = 4, c2 = 128: B = hw*c1*c2/g. Eq. 2: MAC = hw*c1 + B*g/c1 + B/hw.
-    hw, c1, c2, g = 196, 64, 128, 4
-    (row,) = trace_layer_table(nn.Conv2d(c1, c2, 1, groups=g, bias=False), (1, c1, 14, 14)).layers
-    b = hw * c1 * c2 / g
-    expected = (hw * c1 + b * g / c1 + b / hw) / (hw * c1 + b / c1 + b / hw) - 1
-    assert g2_overhead(row) == pytest.approx(expected)
-    # and the layer's own MAC is Eq. 2's value exactly
-    assert row.mac_elements == hw * c1 + b * g / c1 + b / hw
+def test_option_parsing():
+    assert parse_only(None) == ["g1", "g2", "g3", "g4"]
+    assert parse_only("G3, g1") == ["g3", "g1"]
+    assert parse_widths("1,4") == [1, 4]
+    with pytest.raises(UsageError, match="--only 'g5' is not an experiment; allowed: g1, g2, g3, g4"):
+        parse_only("g5")
+    with pytest.raises(UsageError, match="--widths '3' is not a width of the paper; allowed: 1, 2, 4"):
+        parse_widths("1,3")
 
 
-def test_g2_mac_grows_with_groups_at_equal_flops():
-    macs = []
-    for g, c in ((1, 64), (2, 90), (4, 128), (8, 184)):  # c*c/g about equal
-        (row,) = trace_layer_table(nn.Conv2d(c, c, 1, groups=g, bias=False), (1, c, 28, 28)).layers
-        macs.append(row.mac_elements)
-    assert macs == sorted(macs)
+def test_g2_experiment_on_cpu_has_the_papers_table(tmp_path, monkeypatch):
+    monkeypatch.setenv("SHUFFLEBENCH_CACHE", str(tmp_path))
+    result = runner.invoke(app, ["guidelines", "--only", "g2", "--widths", "1", "--budget", "0.15", "--warmup", "1",
+                                 "--min-runs", "6", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    (exp,) = data["experiments"]
+    assert data["column"] == "arm"  # a CPU device uses the paper's ARM (single-thread) channel column
+    assert [row["value"] for row in exp["rows"]] == [1, 2, 4, 8]
+    assert exp["rows"][0]["paper"] == {"gpu": [2451, 1289, 437], "arm": [40.0, 10.2, 2.3]}
+    flops = [row["measured"]["1"]["flops_madd"] for row in exp["rows"]]
+    assert max(flops) / min(flops) < 1.05  # equal FLOPs across groups, as the paper built it
+    # The verdict follows from the speedup it reports (the rule itself is tested above on made-up intervals).
+    (speedup,) = exp["verdict"]["speedups"].values()
+    low, high = speedup["ci"]
+    expected = "holds" if low > 1 else "does not hold" if high < 1 else "inconclusive"
+    assert exp["verdict"]["result"] == expected
+    assert set(exp["verdict"]["speedups"]) == {"1"}
+    # the speedup is warned latency over preferred latency (g=8 over g=1), paired by round
+    rows = {row["value"]: row["measured"]["1"] for row in exp["rows"]}
+    assert speedup["estimate"] == pytest.approx(rows[8]["median_ms"] / rows[1]["median_ms"])
 
 
-def test_shufflenet_v2_units_follow_g1():
-    findings = [f for f in check(table_of("v2")) if f.guideline == "G1"]
-    assert findings, "ShuffleNet V2 has 1x1 convolutions to check"
-    assert not [f for f in findings if f.above and f.where.startswith("stage")]
-
-
-def test_shufflenet_v1_g8_breaks_g2():
-    above = [f for f in check(table_of("v1:groups=8")) if f.guideline == "G2" and f.above]
-    assert len(above) >= 10
-    assert all("groups=8" in f.message for f in above)
-
-
-def test_g3_parallel_fragments_score_higher_than_one_fragment():
-    one = fragmentation(table_of("g3:structure=1"))
-    four_parallel = fragmentation(table_of("g3:structure=4p"))
-    four_series = fragmentation(table_of("g3:structure=4s"))
-    assert max(f.branches for f in one) == 1
-    assert max(f.branches for f in four_parallel) == 4
-    assert max(f.fragments for f in four_parallel) > max(f.fragments for f in one)
-    assert max(f.critical_path for f in four_series) > max(f.critical_path for f in four_parallel)
-
-
-def test_mobilenet_v2_spends_more_mac_on_elementwise_than_v1():
-    v1, v2 = table_of("mbv1"), table_of("mbv2")
-    assert elementwise_share(v2) > elementwise_share(v1)
-    assert elementwise_share(v1) == 0  # every BN and ReLU of MobileNet V1 folds into its convolution
-
-
-def test_g4_finding_for_g4_micro_network_with_relu_and_shortcut():
-    with_both = elementwise_share(table_of("g4:relu=true,shortcut=true"))
-    without = elementwise_share(table_of("g4:relu=false,shortcut=false"))
-    assert with_both > without
-
-
-def test_thresholds_from_pyproject(tmp_path):
-    (tmp_path / "pyproject.toml").write_text("[tool.shufflebench]\ng3_max_branches = 4\n")
-    assert load_thresholds(project_dir=tmp_path).g3_max_branches == 4
-    assert load_thresholds(project_dir=tmp_path / "nowhere") == Thresholds()
-
-
-@pytest.mark.parametrize("text, message", [
-    ("g1_min_mac_saving = -1\n", "must be a positive number"),
-    ("g3_max_branches = 2.5\n", "must be a whole number"),
-    ("g1 = [\n", "not valid TOML"),
-])
-def test_bad_thresholds_are_refused(tmp_path, text, message):
-    config = tmp_path / "c.toml"
-    config.write_text(text)
-    with pytest.raises(UsageError, match=message):
-        load_thresholds(config)
+def test_cli_refuses_bad_widths():
+    result = runner.invoke(app, ["guidelines", "--widths", "8"])
+    assert result.exit_code == 2 and "--widths '8'" in result.stderr

@@ -16,9 +16,11 @@ from shufflebench.devices import resolve_device
 from shufflebench.errors import MeasurementError, SetupError, UsageError
 from shufflebench.measure.sampling import SamplingPolicy
 from shufflebench.models import resolve_model
-from shufflebench.profiling import profile_model
-from shufflebench.runners.base import check_outputs, runner_for
+from shufflebench.prepared import PreparedModel
+from shufflebench.profile import ProfileResult, profile_model
+from shufflebench.runners.lookup import runner_for
 from shufflebench.runners.torch_eager import CudaEventClock, TorchRunner, require_cuda
+from shufflebench.verify import check_outputs
 
 runner = CliRunner()
 QUICK = ["--budget", "0.2", "--warmup", "1", "--min-runs", "3"]
@@ -39,7 +41,7 @@ def test_profile_json_on_cpu_has_counts_latency_and_environment(tmp_path):
     result = invoke("profile", SMALL, "--format", "json", "--output", str(out), *QUICK)
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["schema"] == "shufflebench.profile/1"
+    assert data["schema"] == "shufflebench.profile/2"
     assert (data["model"], data["device"], data["emulated"]) == ("g1", "cpu", False)
     assert data["flops_madd"] == 20 * 64 * 128 * 128  # 20 convs of 128 -> 128 channels on 8x8
     latency = data["latency"]
@@ -53,6 +55,7 @@ def test_profile_json_on_cpu_has_counts_latency_and_environment(tmp_path):
     assert data["environment"]["machine"] == "x86_64" and data["environment"]["threads"] == 1
     assert data["session"]["intra_op_num_threads"] == 1
     assert json.loads(out.read_text()) == data  # --output holds exactly what was printed
+    assert ProfileResult.from_dict(data).to_dict() == data  # and the typed result round-trips through it
     assert not list(out.parent.glob("*.tmp"))
 
 
@@ -71,10 +74,13 @@ def test_profile_reports_min_time_and_effective_runs(tmp_path):
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["latency"]["policy"]["min_time_s"] == 0.05
-    data["latency"].update(runs=482, effective_runs=482)
-    assert "independent runs" not in profile_markdown(data)
-    data["latency"]["effective_runs"] = 34  # runs that repeat each other: say what they are worth
-    assert "| worth | 34 independent runs |" in profile_markdown(data)
+    independent = ProfileResult.from_dict(dict(data, latency=dict(data["latency"], samples_ms=[1.0, 2.0] * 300)))
+    assert independent.measurement.effective_runs == 600
+    assert "independent runs" not in profile_markdown(independent)
+    # runs that repeat each other (a slow spell, then a fast one): say what they are worth
+    drifting = ProfileResult.from_dict(dict(data, latency=dict(data["latency"], samples_ms=[2.0] * 300 + [1.0] * 300)))
+    worth = drifting.measurement.effective_runs
+    assert worth < 60 and f"| worth | {worth} independent runs |" in profile_markdown(drifting)
     bad = invoke("profile", SMALL, *QUICK, "--min-time", "-1")
     assert bad.exit_code == 2 and "--min-time" in bad.output
 
@@ -131,11 +137,10 @@ def test_outputs_that_disagree_are_refused():
 
 
 def test_profile_refuses_a_model_that_computes_something_else(monkeypatch):
-    import shufflebench.profiling as profiling
-
     import shufflebench.measure.sampling as sampling
+    import shufflebench.profile as profile
 
-    monkeypatch.setattr(profiling, "reference_outputs", lambda ref, device: np.zeros((1, 128, 8, 8)) + 5)
+    monkeypatch.setattr(profile, "reference_for", lambda model, device: np.zeros((1, 128, 8, 8)) + 5)
 
     def must_not_time(*args, **kwargs):
         raise AssertionError("a model whose outputs disagree was timed")
@@ -144,7 +149,7 @@ def test_profile_refuses_a_model_that_computes_something_else(monkeypatch):
     monkeypatch.setattr(sampling, "collect_interleaved", must_not_time)
 
     with pytest.raises(MeasurementError, match="outputs disagree"):
-        profile_model(resolve_model(SMALL), resolve_device("cpu"),
+        profile_model(PreparedModel(resolve_model(SMALL)), resolve_device("cpu"),
                       SamplingPolicy(warmup_runs=0, min_runs=2, budget_s=0.1))
 
 
@@ -156,7 +161,7 @@ def test_cuda_paths_without_a_gpu_say_so():
     with pytest.raises(SetupError, match="needs a CUDA GPU"):
         require_cuda(torch, "cuda-torch")
     with pytest.raises(SetupError, match="needs a CUDA GPU"):
-        TorchRunner(resolve_device("cuda-torch")).measure(resolve_model(SMALL), SamplingPolicy())
+        TorchRunner(resolve_device("cuda-torch")).measure([PreparedModel(resolve_model(SMALL))], SamplingPolicy())
     with pytest.raises(UsageError, match="reference-only"):
         runner_for(resolve_device("gtx-1080ti"))
 

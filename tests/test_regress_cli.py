@@ -1,6 +1,6 @@
 """`shufflebench baseline save` and `shufflebench regress`: exit codes, one-line errors, reports, --against-rev.
 
-Latency here never comes from real timing: `profiling.measure_interleaved` is replaced by the real interleaved
+Latency here never comes from real timing: `profile.measure_models` is replaced by the real interleaved
 timing loop running fake models on a fake clock with seeded noise, so verdicts are deterministic.
 """
 
@@ -16,14 +16,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from shufflebench import profiling
+from shufflebench import profile as profile_stage
 from shufflebench.cli import app
 from shufflebench.errors import UsageError
 from shufflebench.measure.environment import capture
 from shufflebench.measure.sampling import SamplingPolicy, collect_interleaved
 from shufflebench.measure.stats import Measurement
 from shufflebench.regress.gitrev import RevisionRef, revision_ref, revision_worktree
-from shufflebench.runners.base import RunResult
 
 runner = CliRunner()
 TINY = "tests.fixtures.user_models:tiny_net"
@@ -66,7 +65,7 @@ def test_no_candidate_checks_every_model_of_the_file(saved):
     result = invoke("regress", "--baseline", str(saved), "--format", "json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["schema"] == "shufflebench.regress/1"
+    assert data["schema"] == "shufflebench.regress/2"
     assert [m["candidate"] for m in data["models"]] == [TINY, "g1:ratio=1,scale=1,base=gpu,resolution=8"]
     assert data["changes"] == [] and data["outcome"] == {"exit_code": 0, "regression": False, "reasons": []}
     assert data["settings"]["proxies"] == "strict"
@@ -138,7 +137,7 @@ def test_markdown_for_a_pull_request(saved, tmp_path):
 def test_committed_zoo_baseline_covers_every_registered_model():
     """The baseline `.ci/run` checks must name every registered model; adding one without it fails here first."""
     from shufflebench.regress.proxies import load_baseline
-    from shufflebench.zoo.registry import entries
+    from shufflebench.zoo.catalog import entries
 
     data = load_baseline(ROOT / "tests" / "baselines" / "zoo-proxies.json")
     stored = {record["model"] for record in data["models"]}
@@ -168,20 +167,21 @@ class FakeMachine:
 
 @pytest.fixture
 def fake_latency(monkeypatch):
-    """Replace `profiling.measure_interleaved`; ``state["slowdown"]`` sets how much slower the candidate is."""
+    """Replace `profile.measure_models`; ``state["slowdown"]`` sets how much slower the candidate is."""
     state = {"slowdown": 0.0, "calls": []}
 
-    def measure_interleaved(refs, device, policy, *, on_progress=None, verify=True, profile_runs=0):
+    def measure_models(models, device, policy, *, on_progress=None, verify=True, breakdown=False):
+        refs = [model.ref for model in models]
         state["calls"].append((refs, device, policy))
         machine = FakeMachine(seed=1)
         rounds = SamplingPolicy(warmup_runs=2, min_runs=200, max_runs=200, budget_s=1e9)
         latencies = [2.5e-3 * (1 + state["slowdown"])] + [2.5e-3] * (len(refs) - 1)
         samples = collect_interleaved([machine.model(s) for s in latencies], rounds, clock=machine.clock)
         env = capture(threads=device.threads, provider=device.provider)
-        return [profiling.ProfileResult(ref, device, None, RunResult(Measurement.from_samples(s), env, {}, False))
+        return [profile_stage.ProfileResult(ref.identity, device, None, Measurement.from_samples(s), env, {}, False)
                 for ref, s in zip(refs, samples)]
 
-    monkeypatch.setattr(profiling, "measure_interleaved", measure_interleaved)
+    monkeypatch.setattr(profile_stage, "measure_models", measure_models)
     return state
 
 
@@ -370,21 +370,22 @@ def test_regress_against_rev_end_to_end(user_repo, fake_latency):
 
 @pytest.fixture
 def fake_single(monkeypatch):
-    """Replace `profiling.profile_model` (one model timed alone) by the fake clock; ``state["latency_s"]`` sets
+    """Replace `profile.profile_model` (one model timed alone) by the fake clock; ``state["latency_s"]`` sets
     the true latency of the next model measured."""
     from shufflebench.measure.sampling import collect
 
     state = {"latency_s": 2.5e-3, "seed": 0}
 
-    def profile_model(ref, device, policy, *, on_progress=None, verify=True, profile_runs=0):
+    def profile_model(model, device, policy, *, on_progress=None, verify=True, breakdown=False):
         state["seed"] += 1
         machine = FakeMachine(seed=state["seed"])
         runs = SamplingPolicy(warmup_runs=2, min_runs=200, max_runs=200, budget_s=1e9)
         samples = collect(machine.model(state["latency_s"]), runs, clock=machine.clock)
         env = capture(threads=device.threads, provider=device.provider, optimization_level=device.optimization_level)
-        return profiling.ProfileResult(ref, device, None, RunResult(Measurement.from_samples(samples), env, {}, False))
+        return profile_stage.ProfileResult(model.identity, device, None, Measurement.from_samples(samples), env, {},
+                                           False)
 
-    monkeypatch.setattr(profiling, "profile_model", profile_model)
+    monkeypatch.setattr(profile_stage, "profile_model", profile_model)
     return state
 
 

@@ -8,9 +8,10 @@ import json
 import pytest
 
 from shufflebench.errors import UsageError
-from shufflebench.guidelines import Thresholds, check
+from shufflebench.check import Thresholds, check
 from shufflebench.measure.environment import capture
-from shufflebench.models import layer_table, resolve_model
+from shufflebench.models import resolve_model
+from shufflebench.prepared import PreparedModel
 from shufflebench.regress.proxies import (
     BASELINE_SCHEMA,
     Change,
@@ -31,12 +32,12 @@ TINY = "tests.fixtures.user_models:tiny_net"
 
 @pytest.fixture(scope="module")
 def tiny_record() -> dict:
-    return model_proxies(resolve_model(TINY, input_shape=(1, 3, 8, 8)))
+    return model_proxies(PreparedModel(resolve_model(TINY, input_shape=(1, 3, 8, 8))))
 
 
 @pytest.fixture(scope="module")
 def grouped_record() -> dict:
-    return model_proxies(resolve_model("shufflenet_v1:groups=8,resolution=32"))
+    return model_proxies(PreparedModel(resolve_model("shufflenet_v1:groups=8,resolution=32")))
 
 
 def test_tiny_net_proxies_by_hand(tiny_record):
@@ -73,18 +74,22 @@ def test_optimized_kernels_of_an_onnx_file(tiny_onnx):
     assert counts.get("com.microsoft:FusedConv") == 1 and counts.get("ai.onnx:Conv") == 1
 
 
-def test_findings_are_those_above_threshold(grouped_record):
-    ref = resolve_model("shufflenet_v1:groups=8,resolution=32")
-    expected = sorted((f.guideline, f.where) for f in check(layer_table(ref)) if f.above)
-    assert [(f["guideline"], f["where"]) for f in grouped_record["findings"]] == expected
-    assert len(expected) > 0
-    lenient = Thresholds(g1_min_mac_saving=0.99, g2_max_overhead=100.0, g3_max_branches=100, g3_max_fragments=100,
-                         g4_max_elementwise_share=0.99)
-    assert model_proxies(ref, lenient)["findings"] == []
+def test_findings_are_those_above_threshold():
+    model = PreparedModel(resolve_model("tests.fixtures.user_models:widening_then_grouped", input_shape=(1, 16, 8, 8)))
+    # G1, layer 0 (1x1, 16 -> 64 on 8x8): MAC 64*16 + 64*64 + 16*64 = 6144; equal widths (32) 64*32*2 + 32*32 =
+    # 5120: a saving of 1/6, above 10%. G2, layer 1 (1x1, 64 -> 64, g=8): B = 64*64*64/8 = 32768 multiply-adds;
+    # Eq. 2 MAC 4096 + 32768*8/64 + 32768/64 = 8704 against 4096 + 512 + 512 = 5120 at g=1: 70% more, above 50%.
+    # Layer 1 as a G1 case has equal widths (saving 0), each block has one fragment, nothing is element-wise.
+    assert model_proxies(model)["findings"] == [
+        {"guideline": "G1", "where": "0", "value": pytest.approx(1 / 6)},
+        {"guideline": "G2", "where": "1", "value": pytest.approx(0.7)},
+    ]
+    lenient = Thresholds(g1_min_mac_saving=0.2, g2_max_overhead=0.75)
+    assert model_proxies(model, lenient)["findings"] == []
 
 
 def test_export_failure_marks_kernels_unavailable():
-    record = model_proxies(resolve_model("alexnet:resolution=64"))  # adaptive pooling 1x1 -> 6x6 does not export
+    record = model_proxies(PreparedModel(resolve_model("alexnet:resolution=64")))  # adaptive pooling 1x1 -> 6x6 does not export
     assert set(record["kernels"]) == {"unavailable"}
     assert "adaptive_avg_pool2d" in record["kernels"]["unavailable"]
     assert "\n" not in record["kernels"]["unavailable"] and len(record["kernels"]["unavailable"]) <= 160

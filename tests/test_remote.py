@@ -20,16 +20,11 @@ import pytest
 
 from shufflebench.errors import MeasurementError, SetupError, UsageError
 from shufflebench.measure import board_runner, environment
-from shufflebench.runners.remote import (
-    BOOTSTRAP,
-    EmulatedArm,
-    LocalPython,
-    SshTarget,
-    Target,
-    default_rootfs,
-    run_remote,
-    to_measurement,
-)
+from shufflebench.measure.sampling import Samples
+from shufflebench.measure.stats import Measurement
+from shufflebench.runners.bundle import BOOTSTRAP
+from shufflebench.runners.remote import run_remote
+from shufflebench.runners.targets import EmulatedArm, LocalPython, SshTarget, Target, default_rootfs
 
 TINY_POLICY = {"warmup_runs": 1, "min_runs": 3, "budget_s": 0.3}
 ARM_POLICY = {"warmup_runs": 1, "min_runs": 3, "budget_s": 1.0}
@@ -53,7 +48,7 @@ def check_result_structure(result: dict, runs_at_least: int = 3) -> None:
     assert result["session"]["execution_mode"] == "sequential"
     assert result["session"]["providers_used"][0] == "CPUExecutionProvider"
     json.dumps(result)  # JSON-able as is
-    to_measurement(result)  # and a Measurement can be built from it
+    Measurement.from_samples(Samples.from_dict(result))  # and a Measurement can be built from it
 
 
 # --- environment ---------------------------------------------------------------------------------------------------

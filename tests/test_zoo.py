@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from shufflebench.cost import final_fc_madd
-from shufflebench.models import layer_table, resolve_model
+from shufflebench.models import resolve_model
+from shufflebench.prepared import PreparedModel
 from torch import nn
 
 from shufflebench.errors import UsageError
-from shufflebench.zoo import registry
+from shufflebench.zoo import catalog as registry
 from shufflebench.zoo.networks.blocks import ChannelShuffle, ChannelSplit, conv_bn
 from shufflebench.zoo.networks.mobilenet import make_divisible
 from shufflebench.zoo.networks.shufflenet_v1 import ShuffleUnitV1, shufflenet_v1_channels
@@ -37,7 +38,7 @@ def _final_fc(model: nn.Module) -> tuple[str, nn.Linear] | None:
 def _madd_and_params(spec: registry.ModelSpec) -> tuple[int, int, int]:
     """(multiply-adds of convolutions and linear layers, multiply-adds of the final FC alone, parameters incl. BN
     affine) of ``spec`` at its own input shape, batch 1, from the project's counting engine."""
-    table = layer_table(resolve_model(spec.label))
+    table = PreparedModel(resolve_model(spec.label)).layer_table
     assert table.coverage.complete, table.coverage.describe()
     return table.flops_madd, final_fc_madd(table), table.params
 

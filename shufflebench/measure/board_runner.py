@@ -352,7 +352,8 @@ def _result(model: OpenModel, samples, outputs) -> dict:
 
 
 def run(request: dict, on_progress=None, check=None) -> dict:
-    """Measure the model named in `request` (schema in the module docstring) and return JSON-able results.
+    """Measure the model named in `request` (schema in the module docstring) and return JSON-able results: the
+    interleaved run (`run_many`) of one model, under the request's own policy.
 
     Keys: schema, samples_s / warmup_s (seconds, unrounded), stop_reason, policy, elapsed_s (seconds, whole sampling
     loop), load_s (session creation, seconds), inputs (shape, dtype, sha256 of the bytes), seed, session (the
@@ -360,14 +361,8 @@ def run(request: dict, on_progress=None, check=None) -> dict:
     when asked, and node_profile when ``profile_runs`` > 0 (see `profile_nodes`). Raises `RunnerError`.
     In-process callers may pass ``check(index, outputs)``, called before timing (see `_first_outputs`).
     """
-    model = open_model(request)
-    outputs = _first_outputs([model], check)[0]
-    policy = sampling.SamplingPolicy.from_dict(model.request["policy"])
-    try:
-        samples = sampling.collect(model.run_once, policy, on_progress=on_progress)
-    except Exception as exc:
-        raise RunnerError("run_failed", f"onnxruntime failed running the model: {_one_line(exc)}")
-    return _result(model, samples, outputs)
+    policy_fields = request.get("policy", {}) if isinstance(request, dict) else {}
+    return run_many([request], policy_fields, on_progress=on_progress, check=check)[0]
 
 
 def run_many(requests: list, policy_fields: dict, on_progress=None, check=None) -> list:
@@ -376,13 +371,13 @@ def run_many(requests: list, policy_fields: dict, on_progress=None, check=None) 
     Each request follows `run`'s schema (its own "policy" is ignored); answers come back in the same order, with
     sample ``i`` of every model taken in round ``i``.
     """
-    models = [open_model(dict(r, policy=policy_fields)) for r in requests]
+    models = [open_model(dict(r, policy=policy_fields) if isinstance(r, dict) else r) for r in requests]
     outputs = _first_outputs(models, check)
     policy = sampling.SamplingPolicy.from_dict(policy_fields)
     try:
         all_samples = sampling.collect_interleaved([m.run_once for m in models], policy, on_progress=on_progress)
     except Exception as exc:
-        raise RunnerError("run_failed", f"onnxruntime failed running a model: {_one_line(exc)}")
+        raise RunnerError("run_failed", f"onnxruntime failed running the model: {_one_line(exc)}")
     return [_result(m, samples, out) for m, samples, out in zip(models, all_samples, outputs)]
 
 

@@ -197,8 +197,6 @@ def capture(threads: int | None = None, provider: str | None = None, optimizatio
     oversub = oversubscription_warning(threads, available)
     if oversub:
         warnings.append(oversub)
-    if emulated:
-        warnings.append("emulated: latency under qemu-user is not hardware latency; compare structure, not times")
     return {
         "machine": machine,
         "system": platform.system(),

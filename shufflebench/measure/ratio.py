@@ -30,8 +30,15 @@ class Ratio:
     paired: bool
 
     def to_dict(self) -> dict:
+        """Plain JSON-able data: the estimate, its interval as ``ci``, confidence and pairing."""
         return {"estimate": self.estimate, "ci": [self.low, self.high], "confidence": self.confidence,
                 "paired": self.paired}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Ratio":
+        """Inverse of `to_dict`."""
+        return cls(float(data["estimate"]), float(data["ci"][0]), float(data["ci"][1]), float(data["confidence"]),
+                   bool(data["paired"]))
 
 
 def block_length(n: int) -> int:

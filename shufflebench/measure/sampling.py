@@ -41,9 +41,10 @@ class SamplingPolicy:
     warmup_runs: runs before timing starts (always all taken; timed and kept apart, never mixed with the samples).
     min_runs: timed runs always taken, whatever the budget.
     max_runs: timed runs never exceeded.
-    budget_s: wall time in seconds for the whole `collect` call, WARM-UP RUNS INCLUDED (it is what the user waits for).
-        It is checked after each timed run once `min_runs` are taken, so a slow model can overrun it by up to
-        ``warmup + min_runs`` runs; it never cuts the warm-up or the first `min_runs` runs short.
+    budget_s: wall time in seconds PER MODEL measured, WARM-UP RUNS INCLUDED (it is what the user waits for): a call
+        that interleaves n models may run ``n * budget_s``. It is checked after each timed round once `min_runs` are
+        taken, so a slow model can overrun it by up to ``warmup + min_runs`` runs; it never cuts the warm-up or the
+        first `min_runs` runs short.
     target_rel_ci: stop when the median's confidence interval lies within ± this fraction of the median (0.01 = ±1%).
     confidence: coverage of that interval (0.95 = 95%).
     check_every: timed runs between two precision checks, after the first check at `min_runs`.
@@ -286,55 +287,12 @@ def collect(
     clock: Callable[[], float] = time.perf_counter,
     on_progress: Optional[Callable[[str, int, float], None]] = None,
 ) -> Samples:
-    """Time `run_once` under `policy` and return the raw samples (seconds, unrounded).
-
-    Each run is timed alone as ``clock()`` after minus ``clock()`` before; precision checks and callbacks fall outside
-    those brackets. Warm-up runs come first and are returned apart. Timed runs continue until the median's CI (at
-    ``policy.confidence``, widened for dependent runs) lies within ``±policy.target_rel_ci`` of the median, checked
-    at ``min_runs`` and every ``check_every`` runs after once ``min_time_s`` of timed runs have passed; or until
-    ``budget_s`` of wall time on `clock` since the call began (warm-up included) is spent; or until ``max_runs``. A
-    run that ends on budget or max_runs is checked once more, so stop_reason is "precision" whenever the final samples
-    meet the target.
+    """Time `run_once` under `policy` and return the raw samples (seconds, unrounded): the interleaved loop of
+    `collect_interleaved` with one model, so there is one timing loop and one stopping rule.
 
     on_progress(phase, runs_done, elapsed_s) is called after every run, phase "warmup" or "timed".
     """
-    started = clock()
-    warmup = []
-    for _ in range(policy.warmup_runs):
-        before = clock()
-        run_once()
-        after = clock()
-        warmup.append(after - before)
-        if on_progress is not None:
-            on_progress("warmup", len(warmup), after - started)
-
-    tracker = _MedianTracker(policy)
-    timed_from = clock()
-    stop_reason = None
-    while stop_reason is None:
-        before = clock()
-        run_once()
-        after = clock()
-        tracker.append(after - before)
-        n = len(tracker.samples)
-        if on_progress is not None:
-            on_progress("timed", n, after - started)
-        if n < policy.min_runs:
-            continue
-        checking = (n - policy.min_runs) % policy.check_every == 0 and after - timed_from >= policy.min_time_s
-        if checking and tracker.precise_enough():
-            stop_reason = "precision"
-        elif n >= policy.max_runs:
-            stop_reason = "precision" if tracker.precise_enough(final=True) else "max_runs"
-        elif after - started >= policy.budget_s:
-            stop_reason = "precision" if tracker.precise_enough(final=True) else "budget"
-    return Samples(
-        samples_s=tuple(tracker.samples),
-        warmup_s=tuple(warmup),
-        stop_reason=stop_reason,
-        policy=policy,
-        elapsed_s=clock() - started,
-    )
+    return collect_interleaved([run_once], policy, clock=clock, on_progress=on_progress)[0]
 
 
 def collect_interleaved(
@@ -343,21 +301,27 @@ def collect_interleaved(
     clock: Callable[[], float] = time.perf_counter,
     on_progress: Optional[Callable[[str, int, float], None]] = None,
 ) -> list:
-    """Time several models round-robin, so drift on a noisy machine hits all of them alike.
+    """Time several models round-robin, so drift on a noisy machine hits all of them alike (THE timing loop: one
+    model is measured as an interleaved run of one).
 
-    Each round runs every model once, the starting model rotating from round to round (A B C, B C A, C A B, ...)
-    so no model always runs first. Sample ``i`` of every model comes from round ``i``: the lists are paired, which
-    a paired comparison (a latency ratio per round) relies on. Warm-up rounds come first and are kept apart. Stops
-    when every model's median CI meets ``policy.target_rel_ci`` (checked at ``min_runs`` rounds and every
-    ``check_every`` after, once ``min_time_s`` of timed rounds have passed), when ``budget_s`` (for all models
-    together, warm-up included) is spent, or at ``max_runs`` rounds. Returns one `Samples` per model, in the order
-    given; ``elapsed_s`` is the whole call's.
+    Each run is timed alone as ``clock()`` after minus ``clock()`` before; precision checks and callbacks fall outside
+    those brackets. Each round runs every model once, the starting model rotating from round to round (A B C, B C A,
+    C A B, ...) so no model always runs first. Sample ``i`` of every model comes from round ``i``: the lists are
+    paired, which a paired comparison (a latency ratio per round) relies on. Warm-up rounds come first and are kept
+    apart. Sampling stops when every model's median CI (at ``policy.confidence``, widened for dependent runs) lies
+    within ``±policy.target_rel_ci`` of its median, checked at ``min_runs`` rounds and every ``check_every`` after once
+    ``min_time_s`` of timed rounds have passed; or when the budget is spent: ``budget_s`` PER MODEL, so
+    ``budget_s * len(run_onces)`` seconds on `clock` since the call began, warm-up included; or at ``max_runs``
+    rounds. A run that ends on budget or max_runs is checked once more, so stop_reason is "precision" whenever the
+    final samples meet the target. Returns one `Samples` per model, in the order given; ``elapsed_s`` is the whole
+    call's.
 
     on_progress(phase, rounds_done, elapsed_s) is called after every round.
     """
     count = len(run_onces)
     if count == 0:
         raise ValueError("collect_interleaved needs at least one run_once")
+    budget = policy.budget_s * count
     started = clock()
 
     def one_round(index: int, into: list) -> None:
@@ -384,14 +348,14 @@ def collect_interleaved(
             on_progress("timed", rounds, now - started)
         if rounds < policy.min_runs:
             continue
-        ending = rounds >= policy.max_runs or now - started >= policy.budget_s
+        ending = rounds >= policy.max_runs or now - started >= budget
         checking = (rounds - policy.min_runs) % policy.check_every == 0 and now - timed_from >= policy.min_time_s
         if checking or ending:
             if all(tracker.precise_enough(final=ending) for tracker in trackers):
                 stop_reason = "precision"
             elif rounds >= policy.max_runs:
                 stop_reason = "max_runs"
-            elif now - started >= policy.budget_s:
+            elif now - started >= budget:
                 stop_reason = "budget"
     elapsed = clock() - started
     return [Samples(tuple(t.samples), tuple(w), stop_reason, policy, elapsed) for t, w in zip(trackers, warmups)]

@@ -6,7 +6,7 @@ Two kinds of evidence, kept apart because they fail differently:
   contract) every change fails the gate by default (``proxies="strict"``); against a live model (``--against``) they
   differ by design and are reported only (``"report"``). Either default can be overridden.
 * latency is noisy, so it is only judged on this machine in this run: candidate and baseline are measured
-  interleaved (`profiling.measure_interleaved`: sample ``i`` of both from round ``i``) and `decide` turns the paired
+  interleaved (`profile.measure_models`: sample ``i`` of both from round ``i``) and `decide` turns the paired
   timings into a verdict. A latency stored in a baseline file is used only when the file's environment fingerprint
   equals this run's, and then with a warning (unpaired, so drift between the two runs counts as change).
 
@@ -18,28 +18,34 @@ never get here: they leave as `UsageError`/`SetupError` (exit code 2).
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterator, Optional
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Callable, Iterator, Optional, Sequence
 
+from ..check import Thresholds
 from ..devices import DeviceProfile
 from ..errors import UsageError
-from ..guidelines import Thresholds
+from ..measure.environment import capture
 from ..measure.sampling import SamplingPolicy
-from ..models import ModelRef, resolve_model
+from ..measure.stats import Measurement
+from ..prepared import PreparedModel
+from .. import profile as profile_stage  # by module, so a test can stand in a fake measurement
+from ..runners.base import Progress
 from . import decide as decide_mod
 from .proxies import (
+    Change,
     compare_records,
     environment_fingerprint,
     kernel_context,
     match_records,
     model_proxies,
+    thresholds_of,
 )
 
-REGRESS_SCHEMA = "shufflebench.regress/1"
+REGRESS_SCHEMA = "shufflebench.regress/2"
 NOT_ASKED = "latency not asked for (--no-latency)"
 PROXY_MODES = ("strict", "report")
 
-#: on_progress(message): a one-line status for the user ("measuring ...", "counting ...").
+#: status(message): a one-line status for the user ("measuring ...", "counting ...").
 Status = Optional[Callable[[str], None]]
 
 
@@ -61,50 +67,117 @@ class GateSettings:
             raise UsageError(f"--proxies {self.proxies!r} is not allowed; allowed: {', '.join(PROXY_MODES)}")
 
 
-def ref_from_record(record: dict[str, Any]) -> ModelRef:
-    """The model a baseline record describes, at the input shape it was counted at."""
-    shape = tuple(record.get("input_shape") or ())
-    if record.get("source") == "zoo":
-        return resolve_model(record["label"], batch=shape[0] if shape else 1)
-    return resolve_model(record["label"], input_shape=shape or None)
+@dataclass(frozen=True)
+class LatencyJudgement:
+    """A candidate's latency against its baseline's: both measurements and the verdict on their ratio.
+    source: "interleaved" (measured together in this run) or "stored" (the baseline from a baseline file)."""
+
+    source: str
+    decision: decide_mod.Decision
+    candidate: Measurement
+    baseline: Measurement
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "decision": self.decision.to_dict(), "candidate": self.candidate.to_dict(),
+                "baseline": self.baseline.to_dict()}
 
 
-def _short(ref: ModelRef) -> str:
-    """The label with default zoo options left out, for tables (the full label stays in the data)."""
-    return getattr(ref, "short_label", ref.label)
+@dataclass(frozen=True)
+class GateEntry:
+    """One candidate in a regress run: what it was compared with, the exact-proxy records and their changes, and
+    the latency verdict (or why latency was not judged)."""
+
+    candidate: str
+    candidate_short: str
+    baseline: str
+    baseline_short: str
+    proxies: dict[str, Any] | None = None  # {"candidate": record, "baseline": record}: baseline-file records
+    changes: tuple[Change, ...] = ()
+    latency: LatencyJudgement | None = None
+    latency_skipped: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"candidate": self.candidate, "candidate_short": self.candidate_short, "baseline": self.baseline,
+                "baseline_short": self.baseline_short, "proxies": self.proxies,
+                "changes": [c.to_dict() for c in self.changes],
+                "latency": self.latency.to_dict() if self.latency else None, "latency_skipped": self.latency_skipped}
 
 
-def _noop(_: str) -> None:
-    return None
+@dataclass(frozen=True)
+class Outcome:
+    """The gate's decision: exit code 1 on a latency regression or a strict proxy change, else 0, and why."""
+
+    exit_code: int
+    reasons: tuple[str, ...]
+
+    @property
+    def regression(self) -> bool:
+        return self.exit_code == 1
 
 
-def _latency_entry(decision, candidate_measurement, baseline_measurement, source: str) -> dict[str, Any]:
-    return {
-        "source": source,
-        "decision": decision.to_dict(),
-        "candidate": candidate_measurement.to_dict(),
-        "baseline": baseline_measurement.to_dict(),
-    }
+@dataclass(frozen=True)
+class RegressResult:
+    """Everything one regress run found, and its outcome."""
+
+    device: DeviceProfile
+    settings: GateSettings
+    baseline_file: str | None
+    models: tuple[GateEntry, ...]
+    changes: tuple[Change, ...]
+    notes: tuple[str, ...]
+    environment: dict[str, Any]
+    kernel_context: dict[str, Any]
+    warnings: tuple[str, ...] = ()
+    emulated: bool = False
+
+    @property
+    def fingerprint(self) -> str:
+        return environment_fingerprint(self.environment, self.device)
+
+    @property
+    def outcome(self) -> Outcome:
+        reasons = [f"latency of {entry.candidate}: {entry.latency.decision.describe()}" for entry in self.models
+                   if entry.latency and entry.latency.decision.regression]
+        if self.settings.proxies == "strict" and self.changes:
+            count = len(self.changes)
+            reasons.append(f"exact proxies: {count} change{'s' if count != 1 else ''} (--proxies strict)")
+        return Outcome(1 if reasons else 0, tuple(reasons))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The machine-readable result (what ``--format json`` prints and ``--output`` writes)."""
+        outcome = self.outcome
+        return {
+            "schema": REGRESS_SCHEMA,
+            "device": self.device.name,
+            "device_profile": self.device.to_dict(),
+            "emulated": self.emulated,
+            "settings": asdict(self.settings),
+            "baseline_file": self.baseline_file,
+            "models": [entry.to_dict() for entry in self.models],
+            "changes": [c.to_dict() for c in self.changes],
+            "notes": list(self.notes),
+            "environment": self.environment,
+            "fingerprint": self.fingerprint,
+            "kernel_context": self.kernel_context,
+            "warnings": list(self.warnings),
+            "outcome": {"exit_code": outcome.exit_code, "regression": outcome.regression,
+                        "reasons": list(outcome.reasons)},
+        }
 
 
-def _judge(settings: GateSettings, candidate_s, baseline_s, *, paired: bool):
+def _judge(settings: GateSettings, candidate_s: Sequence[float], baseline_s: Sequence[float], *,
+           paired: bool) -> decide_mod.Decision:
     return decide_mod.decide(candidate_s, baseline_s, threshold=settings.threshold, min_effect=settings.min_effect,
                              confidence=settings.confidence, paired=paired, resamples=settings.resamples,
                              seed=settings.seed)
 
 
-def measure_pair(candidate: ModelRef, baseline: ModelRef, device: DeviceProfile, policy: SamplingPolicy,
-                 settings: GateSettings, *, on_progress=None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Measure both models interleaved on ``device`` and judge them: ``(latency entry, environment)``."""
-    from .. import profiling
-
-    results = profiling.measure_interleaved([candidate, baseline], device, policy, on_progress=on_progress)
-    cand, base = results[0].run.measurement, results[1].run.measurement
-    decision = _judge(settings, cand.samples_s, base.samples_s, paired=True)
-    entry = _latency_entry(decision, cand, base, "interleaved")
-    if results[0].run.emulated:
-        entry["decision"]["warnings"].insert(0, "emulated: qemu-user timings say nothing about the hardware")
-    return entry, results[0].run.environment
+def measure_pair(candidate: PreparedModel, baseline: PreparedModel, device: DeviceProfile, policy: SamplingPolicy,
+                 settings: GateSettings, *, on_progress: Progress = None) -> tuple[LatencyJudgement, dict[str, Any]]:
+    """Measure both models interleaved on ``device`` and judge them: ``(judgement, environment)``."""
+    cand, base = profile_stage.measure_models([candidate, baseline], device, policy, on_progress=on_progress)
+    decision = _judge(settings, cand.measurement.samples_s, base.measurement.samples_s, paired=True)
+    return LatencyJudgement("interleaved", decision, cand.measurement, base.measurement), cand.environment
 
 
 @contextmanager
@@ -126,166 +199,141 @@ def _torch_single_threaded() -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def regress(candidates: list[ModelRef], *, device: DeviceProfile, policy: SamplingPolicy,
-            settings: GateSettings = GateSettings(), against: ModelRef | None = None,
+def regress(candidates: Sequence[PreparedModel], *, device: DeviceProfile, policy: SamplingPolicy,
+            settings: GateSettings = GateSettings(), against: PreparedModel | None = None,
             baseline: dict[str, Any] | None = None, baseline_path: str | None = None, complete: bool = False,
-            thresholds: Thresholds = Thresholds(), status: Status = None, on_progress=None) -> dict[str, Any]:
+            thresholds: Thresholds = Thresholds(), status: Status = None,
+            on_progress: Progress = None) -> RegressResult:
     """Compare ``candidates`` with ``against`` (a live model, measured interleaved) and/or a loaded ``baseline``
-    file; return the machine-readable result, ``outcome.exit_code`` included.
+    file (``policy.budget_s`` per model measured).
 
     ``complete``: the candidates are meant to be every model of the baseline file, so a model only the file has is
     reported as removed. ``thresholds`` decide the guideline findings of live comparisons (a file brings its own).
     """
-    with _torch_single_threaded():
-        return _regress(candidates, device=device, policy=policy, settings=settings, against=against,
-                        baseline=baseline, baseline_path=baseline_path, complete=complete, thresholds=thresholds,
-                        status=status, on_progress=on_progress)
-
-
-def _against_file(candidates, baseline, baseline_path, complete, here, status):
-    """Exact proxies of every candidate compared with the file's records: ``(model entries, changes, notes)``."""
-    from .proxies import thresholds_of
-
-    file_thresholds = thresholds_of(baseline)  # findings are compared under the thresholds they were made with
-    records = []
-    for ref in candidates:
-        status(f"counting {ref.label}")
-        records.append(model_proxies(ref, file_thresholds))
-    pairs, changes = match_records(baseline, records, complete=complete)
-    stored_by_label = {cand["label"]: stored for stored, cand in pairs}
-    models, notes = [], []
-    for ref, record in zip(candidates, records):
-        entry = _entry(ref.label, _short(ref), f"{ref.label} in {baseline_path}", f"{_short(ref)} in {baseline_path}")
-        stored = stored_by_label.get(ref.label)
-        if stored is not None:
-            found, found_notes = compare_records(stored, record, baseline_context=baseline["kernel_context"],
-                                                 candidate_context=here)
-            entry["proxies"] = {"candidate": record, "baseline": stored}
-            entry["changes"] = [c.to_dict() for c in found]
-            changes += found
-            notes += found_notes
-        models.append(entry)
-    return models, changes, notes
-
-
-def _against_live(candidate, against, thresholds, here, status):
-    """Exact proxies of the candidate compared with the live baseline model's: ``(model entries, changes, notes)``."""
-    status(f"counting {candidate.label} and {against.label}")
-    cand_record = model_proxies(candidate, thresholds)
-    base_record = model_proxies(against, thresholds)
-    changes, notes = compare_records(base_record, cand_record, baseline_context=here, candidate_context=here)
-    entry = _entry(candidate.label, _short(candidate), against.label, _short(against))
-    entry["proxies"] = {"candidate": cand_record, "baseline": base_record}
-    entry["changes"] = [c.to_dict() for c in changes]
-    return [entry], changes, notes
-
-
-def _entry(candidate: str, candidate_short: str, baseline: str, baseline_short: str) -> dict[str, Any]:
-    return {"candidate": candidate, "candidate_short": candidate_short, "baseline": baseline,
-            "baseline_short": baseline_short, "proxies": None, "changes": [], "latency": None,
-            "latency_skipped": None}
-
-
-def _regress(candidates, *, device, policy, settings, against, baseline, baseline_path, complete, thresholds,
-             status, on_progress) -> dict[str, Any]:
-    from ..measure.environment import capture
-
-    status = status or _noop
     if not candidates:
         raise UsageError("no candidate model to compare")
     if against is None and baseline is None:
         raise UsageError("nothing to compare against: give --against MODEL, --against-rev REV or --baseline FILE")
     if against is not None and len(candidates) != 1:
         raise UsageError(f"--against compares one candidate; {len(candidates)} were given")
+    with _torch_single_threaded():
+        return _regress(candidates, device, policy, settings, against, baseline, baseline_path, complete,
+                        thresholds, status or _noop, on_progress)
 
+
+def _noop(_: str) -> None:
+    return None
+
+
+def _regress(candidates: Sequence[PreparedModel], device: DeviceProfile, policy: SamplingPolicy,
+             settings: GateSettings, against: PreparedModel | None, baseline: dict[str, Any] | None,
+             baseline_path: str | None, complete: bool, thresholds: Thresholds, status: Callable[[str], None],
+             on_progress: Progress) -> RegressResult:
     here = kernel_context()
     warnings: list[str] = []
     environment: dict[str, Any] | None = None
+    emulated = False
     if baseline is not None:
         models, changes, notes = _against_file(candidates, baseline, baseline_path, complete, here, status)
     else:
+        assert against is not None
         models, changes, notes = _against_live(candidates[0], against, thresholds, here, status)
 
     if settings.latency and against is not None:
         status(f"measuring {candidates[0].label} against {against.label} on {device.name}, interleaved")
-        entry, environment = measure_pair(candidates[0], against, device, policy, settings, on_progress=on_progress)
-        models[0]["latency"] = entry
+        judgement, environment = measure_pair(candidates[0], against, device, policy, settings,
+                                              on_progress=on_progress)
+        emulated = bool(environment.get("emulated"))
+        entry = models[0]
+        names = {}
         if baseline is not None:
-            models[0]["baseline"] = f"{against.label} (latency); {models[0]['baseline']} (proxies)"
-            models[0]["baseline_short"] = f"{_short(against)} (latency); {models[0]['baseline_short']} (proxies)"
+            names = {"baseline": f"{against.label} (latency); {entry.baseline} (proxies)",
+                     "baseline_short": f"{against.short_label} (latency); {entry.baseline_short} (proxies)"}
+        models[0] = replace(entry, latency=judgement, **names)
     elif settings.latency and baseline is not None:
-        environment = _stored_latency(models, candidates, baseline, device, policy, settings, warnings, status,
-                                      on_progress)
+        models, environment = _stored_latency(models, candidates, baseline, device, policy, settings, warnings,
+                                              status, on_progress)
+        emulated = bool(environment and environment.get("emulated"))
     elif not settings.latency:
-        for entry in models:
-            entry["latency_skipped"] = NOT_ASKED
+        models = [replace(entry, latency_skipped=NOT_ASKED) for entry in models]
 
     if environment is None:
         environment = capture(threads=device.threads, provider=device.provider,
                               optimization_level=device.optimization_level)
-    data = {
-        "schema": REGRESS_SCHEMA,
-        "device": device.name,
-        "device_profile": device.to_dict(),
-        "settings": asdict(settings),
-        "baseline_file": str(baseline_path) if baseline_path is not None else None,
-        "models": models,
-        "changes": [c.to_dict() for c in changes],
-        "notes": notes,
-        "environment": environment,
-        "fingerprint": environment_fingerprint(environment, device),
-        "kernel_context": here,
-        "warnings": warnings,
-    }
-    data["outcome"] = outcome(data)
-    return data
+    return RegressResult(device, settings, str(baseline_path) if baseline_path is not None else None, tuple(models),
+                         tuple(changes), tuple(notes), environment, here, tuple(warnings), emulated)
 
 
-def _stored_latency(models, candidates, baseline, device, policy, settings, warnings, status, on_progress):
+def _against_file(candidates: Sequence[PreparedModel], baseline: dict[str, Any], baseline_path: str | None,
+                  complete: bool, here: dict[str, Any],
+                  status: Callable[[str], None]) -> tuple[list[GateEntry], list[Change], list[str]]:
+    """Exact proxies of every candidate compared with the file's records: ``(model entries, changes, notes)``."""
+    file_thresholds = thresholds_of(baseline)  # findings are compared under the thresholds they were made with
+    records = []
+    for model in candidates:
+        status(f"counting {model.label}")
+        records.append(model_proxies(model, file_thresholds))
+    pairs, changes = match_records(baseline, records, complete=complete)
+    stored_by_label = {cand["label"]: stored for stored, cand in pairs}
+    models, notes = [], []
+    for model, record in zip(candidates, records):
+        entry = GateEntry(model.label, model.short_label, f"{model.label} in {baseline_path}",
+                          f"{model.short_label} in {baseline_path}")
+        stored = stored_by_label.get(model.label)
+        if stored is not None:
+            found, found_notes = compare_records(stored, record, baseline_context=baseline["kernel_context"],
+                                                 candidate_context=here)
+            entry = replace(entry, proxies={"candidate": record, "baseline": stored}, changes=tuple(found))
+            changes += found
+            notes += found_notes
+        models.append(entry)
+    return models, changes, notes
+
+
+def _against_live(candidate: PreparedModel, against: PreparedModel, thresholds: Thresholds, here: dict[str, Any],
+                  status: Callable[[str], None]) -> tuple[list[GateEntry], list[Change], list[str]]:
+    """Exact proxies of the candidate compared with the live baseline model's: ``(model entries, changes, notes)``."""
+    status(f"counting {candidate.label} and {against.label}")
+    cand_record = model_proxies(candidate, thresholds)
+    base_record = model_proxies(against, thresholds)
+    changes, notes = compare_records(base_record, cand_record, baseline_context=here, candidate_context=here)
+    entry = GateEntry(candidate.label, candidate.short_label, against.label, against.short_label,
+                      {"candidate": cand_record, "baseline": base_record}, tuple(changes))
+    return [entry], changes, notes
+
+
+def _stored_latency(models: list[GateEntry], candidates: Sequence[PreparedModel], baseline: dict[str, Any],
+                    device: DeviceProfile, policy: SamplingPolicy, settings: GateSettings, warnings: list[str],
+                    status: Callable[[str], None],
+                    on_progress: Progress) -> tuple[list[GateEntry], dict[str, Any] | None]:
     """Judge candidates against latencies stored in the baseline file, where the file's fingerprint allows."""
-    from ..measure.stats import Measurement
-    from ..profiling import profile_model
-
     stored = baseline.get("latency") or {}
     stored_device = (baseline.get("device") or {}).get("name")
     environment = None
-    for ref, entry in zip(candidates, models):
-        if ref.label not in stored:
-            entry["latency_skipped"] = "the baseline file stores no latency for this model (proxies only)"
+    judged = []
+    for model, entry in zip(candidates, models):
+        if model.label not in stored:
+            judged.append(replace(entry, latency_skipped="the baseline file stores no latency for this model "
+                                                           "(proxies only)"))
             continue
         if stored_device != device.name:
-            entry["latency_skipped"] = (f"the stored latency was measured on device {stored_device}, this run uses "
-                                        f"{device.name}")
+            judged.append(replace(entry, latency_skipped=f"the stored latency was measured on device "
+                                                          f"{stored_device}, this run uses {device.name}"))
             continue
-        status(f"measuring {ref.label} on {device.name}")
-        result = profile_model(ref, device, policy, on_progress=on_progress)
-        environment = result.run.environment
+        status(f"measuring {model.label} on {device.name}")
+        result = profile_stage.profile_model(model, device, policy, on_progress=on_progress)
+        environment = result.environment
         fingerprint = environment_fingerprint(environment, device)
         if fingerprint != baseline.get("fingerprint"):
-            entry["latency_skipped"] = (f"stored latency not used: environment fingerprint {baseline.get('fingerprint')} "
-                                        f"differs from this run's {fingerprint} (another machine or other software); "
-                                        "use --against to measure both here")
+            judged.append(replace(entry, latency_skipped=(
+                f"stored latency not used: environment fingerprint {baseline.get('fingerprint')} differs from this "
+                f"run's {fingerprint} (another machine or other software); use --against to measure both here")))
             continue
-        base = Measurement.from_dict(stored[ref.label])
-        decision = _judge(settings, result.run.measurement.samples_s, base.samples_s, paired=False)
-        entry["latency"] = _latency_entry(decision, result.run.measurement, base, "stored")
+        base = Measurement.from_dict(stored[model.label])
+        decision = _judge(settings, result.measurement.samples_s, base.samples_s, paired=False)
+        judged.append(replace(entry, latency=LatencyJudgement("stored", decision, result.measurement, base)))
         note = ("latency compared with a measurement stored in the baseline file (same environment fingerprint, "
                 "not interleaved): drift between the two runs counts as change")
         if note not in warnings:
             warnings.append(note)
-    return environment
-
-
-def outcome(data: dict[str, Any]) -> dict[str, Any]:
-    """The gate's decision on a result: exit code 1 on a latency regression or a strict proxy change, else 0."""
-    reasons = []
-    for entry in data["models"]:
-        latency = entry.get("latency")
-        if latency and latency["decision"]["regression"]:
-            reasons.append(f"latency of {entry['candidate']}: {latency['decision']['summary']}")
-    strict = data["settings"]["proxies"] == "strict"
-    if strict and data["changes"]:
-        count = len(data["changes"])
-        reasons.append(f"exact proxies: {count} change{'s' if count != 1 else ''} (--proxies strict)")
-    regression = bool(reasons)
-    return {"exit_code": 1 if regression else 0, "regression": regression, "reasons": reasons}
+    return judged, environment

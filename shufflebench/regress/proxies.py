@@ -30,11 +30,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from ..check import Thresholds, check
 from ..devices import DeviceProfile
 from ..errors import UsageError
-from ..guidelines import Thresholds
-from ..models import ModelRef
-from ..report.files import read_json, write_json_atomic
+from ..files import read_json, write_json_atomic
+from ..prepared import PreparedModel
 
 BASELINE_PREFIX = "shufflebench.baseline"
 BASELINE_VERSION = 1
@@ -154,19 +154,14 @@ def _native_output_silenced() -> Iterator[None]:
             os.close(fd)
 
 
-def model_proxies(ref: ModelRef, thresholds: Thresholds = Thresholds()) -> dict[str, Any]:
+def model_proxies(model: PreparedModel, thresholds: Thresholds = Thresholds()) -> dict[str, Any]:
     """The exact proxies of one model as plain data (one record of a baseline file)."""
-    from ..cost import summarize
-    from ..export import export_onnx
-    from ..guidelines import check
-    from ..models import layer_table
-
-    table = layer_table(ref)
-    cost = summarize(table)
+    table = model.layer_table
+    cost = model.cost
     kernels: dict[str, Any] = {}
     try:
         with _native_output_silenced():
-            path = export_onnx(ref)
+            path = model.onnx_path
             for level in KERNEL_LEVELS:
                 by_op = optimized_kernels(path, level)
                 kernels[level] = {"total": sum(by_op.values()), "by_op": by_op}
@@ -176,13 +171,14 @@ def model_proxies(ref: ModelRef, thresholds: Thresholds = Thresholds()) -> dict[
         {"guideline": f.guideline, "where": f.where, "value": f.value}
         for f in check(table, thresholds) if f.above
     ]
-    findings.sort(key=lambda f: (f["guideline"], f["where"]))
+    findings.sort(key=lambda f: (str(f["guideline"]), str(f["where"])))
+    identity = model.identity
     return {
-        "label": ref.label,
-        "model": ref.name,
-        "source": ref.source,
-        "variant": ref.variant,
-        "input_shape": list(ref.input_shape),
+        "label": identity.label,
+        "model": identity.name,
+        "source": identity.source,
+        "variant": identity.variant,
+        "input_shape": list(identity.input_shape),
         "flops_madd": cost.flops_madd,
         "params": cost.params,
         "mac_elements": dict(cost.mac_elements),

@@ -1,126 +1,154 @@
-"""REPORT.md and the plots of a `reproduce` run: the papers' tables with the published values beside the measured."""
+"""REPORT.md and the plots of a `bench` run: the papers' tables with the published values beside the measured."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Callable
 
+from ..bench import FULL, QUICK, BenchResults, Fidelity, Suite
+from ..compare import Comparison
 from ..devices import DeviceProfile
 from ..errors import SetupError
+from ..files import write_text_atomic
+from ..profile import ProfileResult
+from ..published import claim, latency_for
+from ..zoo.papers import all_figures
+from .banner import EMULATED
 from .breakdown import breakdown_markdown
-from .compare import compare_markdown, plot_compare
-from .files import write_text_atomic
+from .compare import compare_markdown, plot_compare, pyplot, save_figure
 from .guidelines import guidelines_markdown
 from .profile import environment_line
 from .units import binary_bytes, si
 
 
-def _zoo_table(zoo: list[dict[str, Any]]) -> list[str]:
+def _zoo_table(zoo: tuple[ProfileResult, ...]) -> list[str]:
     lines = ["| model | multiply-adds | params | MAC deployed | median latency | throughput | achieved MAdd/s |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for entry in zoo:
-        d = entry["data"]
-        lat = d["latency"]
-        ci = lat["ci95_ms"]
-        pm = f" ±{(ci[1] - ci[0]) / 2 / lat['median_ms']:.1%}" if ci else ""
-        lines.append(f"| {d['short_label']} | {si(d['flops_madd'])} | {si(d['params'])} | "
-                     f"{binary_bytes(d['mac_bytes']['deployed'])} | {lat['median_ms']:.3f} ms{pm} | "
-                     f"{d['throughput_per_s']:.1f}/s | {si(d['achieved_madd_per_s'])} |")
+    for result in zoo:
+        m = result.measurement
+        pm = f" ±{(m.ci95[1] - m.ci95[0]) / 2 / m.median:.1%}" if m.ci95 else ""
+        lines.append(f"| {result.model.short_label} | {si(result.cost.flops_madd)} | {si(result.cost.params)} | "
+                     f"{binary_bytes(result.cost.mac_bytes['deployed'])} | {m.median * 1e3:.3f} ms{pm} | "
+                     f"{result.throughput_per_s or 0:.1f}/s | {si(result.achieved_madd_per_s or 0)} |")
     return lines
 
 
-def _speedup_summary(data: dict[str, Any]) -> list[str]:
-    by_width = {m["variant"].get("width"): m for m in data["models"] if m["model"] == "shufflenet_v1"}
+def _paper_madd(model: str, variant: dict) -> float | None:
+    """The multiply-adds a paper printed for this variant (data/papers.toml), options not given at any value."""
+    for figure in all_figures():
+        if figure.model == model and all(variant.get(k) == v for k, v in figure.variant):
+            return figure.flops_madd
+    return None
+
+
+def _speedup_summary(comparison: Comparison) -> list[str]:
+    """The Table 8 analog in two sentences, each beside what the papers printed (``data/``)."""
+    by_width = {m.result.model.variant.get("width"): m for m in comparison.models
+                if m.result.model.name == "shufflenet_v1"}
     lines = []
     if 0.5 in by_width and 2.0 in by_width:
-        small, big = by_width[0.5], by_width[2.0]
-        theory = big["flops_madd"] / small["flops_madd"]
-        actual = big["latency"]["median_ms"] / small["latency"]["median_ms"]
-        lines.append(f"- 2x -> 0.5x: {theory:.1f}x fewer multiply-adds gave {actual:.1f}x actual speedup here "
-                     f"(paper: 524M -> 38M gave 108.8 -> 15.2 ms, 7.2x; 'every 4x cut gives ~2.6x').")
+        small, big = by_width[0.5].result, by_width[2.0].result
+        theory = big.cost.flops_madd / small.cost.flops_madd
+        actual = big.measurement.median / small.measurement.median
+        paper_small, paper_big = (latency_for(r.model.name, r.model.variant) for r in (small, big))
+        madd_small, madd_big = (_paper_madd(r.model.name, r.model.variant) for r in (small, big))
+        rule = claim("table8_rule")
+        paper = ""
+        if paper_small and paper_big and madd_small and madd_big:
+            paper = (f" (paper: {si(madd_big)} -> {si(madd_small)} multiply-adds gave {paper_big.latency_ms:g} -> "
+                     f"{paper_small.latency_ms:g} ms, {paper_big.latency_ms / paper_small.latency_ms:.1f}x; "
+                     f"{rule.source}: '{rule.text}')")
+        lines.append(f"- 2x -> 0.5x: {theory:.1f}x fewer multiply-adds gave {actual:.1f}x actual speedup here{paper}.")
     if 0.5 in by_width:
-        vs = by_width[0.5]["vs_baseline"]
-        lines.append(f"- 0.5x against AlexNet: {vs['actual_speedup']['estimate']:.1f}x actual against "
-                     f"{vs['theoretical_speedup']:.1f}x theoretical (paper: ~13x actual, 18x theoretical).")
+        half = by_width[0.5]
+        base = next(m.result for m in comparison.models if m.result.model.label == comparison.baseline)
+        paper_half = half.paper
+        madd_half = _paper_madd(half.result.model.name, half.result.model.variant)
+        madd_base = _paper_madd(base.model.name, base.model.variant)
+        paper = ""
+        if paper_half and paper_half.speedup_vs_baseline and madd_half and madd_base:
+            paper = (f" (paper: {paper_half.speedup_vs_baseline:.1f}x actual, {madd_base / madd_half:.1f}x "
+                     f"theoretical; {paper_half.source})")
+        lines.append(f"- 0.5x against {base.model.short_label}: {half.actual_speedup.estimate:.1f}x actual against "
+                     f"{half.theoretical_speedup or 0:.1f}x theoretical{paper}.")
     return lines
 
 
-def _fidelity(data: dict[str, Any]) -> list[str]:
+def _fidelity(data: Fidelity) -> list[str]:
     return [
         f"- paired (profile's session and a bare `InferenceSession.run` loop alternating run by run, "
-        f"{data['paired_runs']} runs each): profile's median is {data['paired_profile_vs_bare']:+.2%} off the bare "
+        f"{data.paired_runs} runs each): profile's median is {data.paired_profile_vs_bare:+.2%} off the bare "
         f"loop's (target: within 3%)",
-        f"- timing-loop overhead inside the timed bracket: {data['loop_overhead_us']:.2f} us per run",
-        f"- sequential ({len(data['profile_medians_ms'])} whole profile runs, each followed by a bare loop): "
-        f"{data['sequential_profile_vs_bare']:+.2%}; spread of the profile medians (max-min over median) "
-        f"{data['profile_spread']:.2%} (target: within 3%); medians "
-        + ", ".join(f"{m:.3f}" for m in data["profile_medians_ms"]) + " ms; runs worth "
-        + ", ".join(f"{e} of {n}" for e, n in data["profile_effective_runs"])
+        f"- timing-loop overhead inside the timed bracket: {data.loop_overhead_us:.2f} us per run",
+        f"- sequential ({len(data.profile_medians_ms)} whole profile runs, each followed by a bare loop): "
+        f"{data.sequential_profile_vs_bare:+.2%}; spread of the profile medians (max-min over median) "
+        f"{data.profile_spread:.2%} (target: within 3%); medians "
+        + ", ".join(f"{m:.3f}" for m in data.profile_medians_ms) + " ms; runs worth "
+        + ", ".join(f"{e} of {n}" for e, n in data.profile_effective_runs)
         + " independent ones; their 95% CIs (widened for dependent runs) "
-        + ("share a common value." if data["profile_cis_share_a_value"] else
+        + ("share a common value." if data.profile_cis_share_a_value else
            "share NO common value: the machine changed between runs, beyond the drift within each."),
         f"- the machine's own drift (a fixed pure-Python loop, medians of consecutive blocks, max-min over median): "
-        f"{data['machine_drift']:.2%}. Repeated runs cannot agree more closely than the machine holds still, which "
+        f"{data.machine_drift:.2%}. Repeated runs cannot agree more closely than the machine holds still, which "
         "is why `compare` and `regress` interleave what they compare.",
     ]
 
 
-def plot_zoo(zoo: list[dict[str, Any]], path: Path) -> Path:
+def plot_zoo(zoo: tuple[ProfileResult, ...], path: Path) -> Path:
     """Latency against multiply-adds for the zoo: how far FLOPs are from speed."""
-    from .compare import _pyplot
-
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    for entry in zoo:
-        d = entry["data"]
-        ax.scatter(d["flops_madd"] / 1e6, d["latency"]["median_ms"])
-        ax.annotate(d["short_label"], (d["flops_madd"] / 1e6, d["latency"]["median_ms"]), fontsize=7,
-                    xytext=(3, 3), textcoords="offset points")
+    for result in zoo:
+        madd, median_ms = result.cost.flops_madd / 1e6, result.measurement.median * 1e3
+        ax.scatter(madd, median_ms)
+        ax.annotate(result.model.short_label, (madd, median_ms), fontsize=7, xytext=(3, 3), textcoords="offset points")
     ax.set(xscale="log", yscale="log", xlabel="multiply-adds (M)", ylabel="median latency (ms)",
-           title=f"zoo on {zoo[0]['device']}" + (" (EMULATED)" if zoo[0]["emulated"] else ""))
+           title=f"zoo on {zoo[0].device.name}" + (" (EMULATED)" if zoo[0].emulated else ""))
     fig.tight_layout()
-    partial = path.with_name(f".{path.name}.partial{path.suffix}")
-    fig.savefig(partial)
-    plt.close(fig)
-    partial.replace(path)
-    return path
+    return save_figure(plt, fig, path)
 
 
-def write_report(folder: Path, device: DeviceProfile, results: dict[str, Any]) -> Path:
+def write_report(folder: Path, results: BenchResults) -> Path:
     """Write REPORT.md (atomically) and the plots for a finished (or resumed) run."""
-    zoo, speed = results["zoo"], results["v1_speedup"]
+    device, zoo, speed = results.device, results.zoo, results.v1_speedup
     lines = [f"# shufflebench: the papers' experiments on `{device.name}`", "",
              f"{device.description}; {device.threads} thread(s), batch {device.batch}.", ""]
     if device.emulated:
-        lines += ["> **EMULATED**: aarch64 under qemu-user. Every timing below is an emulated timing, 60-650x "
-                  "slower than hardware and shaped by the emulated CPU; compare structure, never absolute times.", ""]
-    first = zoo[0]["data"]
-    lines += [f"Environment: {environment_line(first)}.", ""]
+        lines += [f"> **{EMULATED}**. Every timing below is an emulated timing, 60-650x slower than hardware and "
+                  "shaped by the emulated CPU; compare structure, never absolute times.", ""]
+    lines += [f"Environment: {environment_line(zoo[0].environment)}.", ""]
     plots = []
     try:
         plots.append(plot_zoo(zoo, folder / "zoo.png"))
-        plots.append(plot_compare(speed["data"], folder / "v1-speedup.png"))
+        plots.append(plot_compare(speed, folder / "v1-speedup.png"))
     except SetupError as exc:
         lines += [f"_Plots skipped: {exc}_", ""]
     lines += ["## The zoo: theoretical cost next to measured latency", ""] + _zoo_table(zoo) + [""]
     if plots:
         lines += ["![latency against multiply-adds](zoo.png)", ""]
     lines += ["## ShuffleNet V1, Table 8: theoretical against actual speedup", "",
-              compare_markdown(speed["data"])] + _speedup_summary(speed["data"]) + [""]
+              compare_markdown(speed)] + _speedup_summary(speed) + [""]
     if plots:
         lines += ["![theoretical against actual speedup](v1-speedup.png)", ""]
     lines += ["## ShuffleNet V2, Tables 1-4: the guideline experiments", "",
               "Throughput here in images/s; the paper's GPU column in batches/s (GTX 1080Ti), its ARM column in "
               "images/s (Snapdragon 810, single thread).", ""]
-    for entry in results["guidelines"]:
-        lines += [guidelines_markdown(entry["data"])]
-    if results["breakdowns"]:
+    lines += [guidelines_markdown(entry) for entry in results.guidelines]
+    if results.breakdowns:
         lines += ["## ShuffleNet V2, Figure 2: where the time goes", ""]
-        for entry in results["breakdowns"]:
-            lines += [breakdown_markdown(entry["data"], entry["data"]["label"])]
-    if results["fidelity"]:
-        lines += ["## Measurement fidelity", ""] + _fidelity(results["fidelity"]["data"]) + [""]
-    seconds = sum(e["seconds"] for e in (*zoo, speed, *results["guidelines"], *results["breakdowns"],
-                                         *([results["fidelity"]] if results["fidelity"] else [])))
-    lines += [f"Measuring took {seconds / 60:.1f} min in all (resumed runs add up the original times).", ""]
+        lines += [breakdown_markdown(data, label) for label, data in results.breakdowns]
+    if results.fidelity:
+        lines += ["## Measurement fidelity", ""] + _fidelity(results.fidelity) + [""]
+    lines += [f"Measuring took {results.seconds / 60:.1f} min in all (resumed runs add up the original times).", ""]
     return write_text_atomic(folder / "REPORT.md", "\n".join(lines))
+
+
+def run_suite(device: DeviceProfile, out_root: Path, *, quick: bool, log: Callable[[str], None] = print) -> Path:
+    """Run (or resume) every experiment for ``device`` under ``out_root/<device>/`` and write the report (what
+    ``bench.py`` runs). Returns the folder."""
+    folder = out_root / device.name
+    suite = Suite(device, folder, QUICK if quick else FULL, log)
+    results = suite.run_all()
+    write_report(folder, results)
+    log(f"measured {len(suite.measured)} experiment(s) this run; report: {folder / 'REPORT.md'}")
+    return folder

@@ -2,39 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-HEADERS = ("operator category", "kernels", "time", "FLOPs", "MAC (dep.)")
+from ..breakdown import Breakdown
+
+HEADERS = ("operator category", "kernels", "time", "MAdd", "MAC (dep.)")
 
 
-def _rows(data: dict[str, Any]) -> list[tuple[str, ...]]:
-    return [(c["category"], str(c["kernels"]), f"{c['time_share']:.1%}", f"{c['flops_share']:.1%}",
-             f"{c['mac_share']:.1%}") for c in data["categories"]]
+def _rows(data: Breakdown) -> list[tuple[str, ...]]:
+    return [(c.category, str(c.kernels), f"{c.time_share:.1%}", f"{c.madd_share:.1%}", f"{c.mac_share:.1%}")
+            for c in data.categories]
 
 
-def _overhead(data: dict[str, Any]) -> str:
-    text = (f"kernels {data['node_time_us']:.0f} us of {data['run_time_us']:.0f} us per run "
-            f"({data['profiled_runs']} profiled runs); framework overhead {data['overhead_us']:.0f} us "
-            f"({data['overhead_share']:.1%}). 'inserted' = layout conversions onnxruntime added.")
-    missing = data.get("uncovered_nodes") or {}
-    if missing:
-        text += " Exported nodes no kernel ran (folded at load): " + ", ".join(f"{op} x{n}" for op, n in missing.items())
+def _overhead(data: Breakdown) -> str:
+    text = (f"kernels {data.node_time_us:.0f} us of {data.run_time_us:.0f} us per run "
+            f"({data.profiled_runs} profiled runs); framework overhead {data.overhead_us:.0f} us "
+            f"({data.overhead_share:.1%}). 'inserted' = layout conversions onnxruntime added.")
+    if data.uncovered_nodes:
+        text += " Exported nodes no kernel ran (folded at load): " + ", ".join(
+            f"{op} x{n}" for op, n in data.uncovered_nodes.items())
     return text
 
 
-def top_kernels(data: dict[str, Any], count: int = 8) -> list[tuple[str, ...]]:
+def top_kernels(data: Breakdown, count: int = 8) -> list[tuple[str, ...]]:
     """The slowest executed kernels: name, op, category, share of kernel time, and the exported nodes each covers."""
-    total = data["node_time_us"] or 1.0
-    ranked = sorted(data["kernels"], key=lambda k: k["time_us"], reverse=True)[:count]
-    return [(k["name"], k["op"], k["category"], f"{k['time_us'] / total:.1%}",
-             ", ".join(c.rsplit("/", 1)[-1] for c in k["covers"]) or "(inserted)") for k in ranked]
+    total = data.node_time_us or 1.0
+    ranked = sorted(data.kernels, key=lambda k: k.time_us, reverse=True)[:count]
+    return [(k.name, k.op, k.category, f"{k.time_us / total:.1%}",
+             ", ".join(c.rsplit("/", 1)[-1] for c in k.covers) or "(inserted)") for k in ranked]
 
 
-def render_breakdown(data: dict[str, Any], title: str = "", top: int = 8) -> Group:
+def render_breakdown(data: Breakdown, title: str = "", top: int = 8) -> Group:
     """Share of kernel time next to share of multiply-adds and of deployed MAC, per operator category; then the
     slowest kernels with the exported nodes each one covers (fusions made visible)."""
     table = Table(title=title or None, title_justify="left", show_header=True, header_style="bold")
@@ -51,7 +51,7 @@ def render_breakdown(data: dict[str, Any], title: str = "", top: int = 8) -> Gro
     return Group(table, Text(_overhead(data), style="dim"), kernels)
 
 
-def breakdown_markdown(data: dict[str, Any], title: str = "") -> str:
+def breakdown_markdown(data: Breakdown, title: str = "") -> str:
     """The same breakdown as a Markdown table."""
     lines = [f"**{title}**", ""] if title else []
     lines.append("| " + " | ".join(HEADERS) + " |")

@@ -9,7 +9,10 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from ..compare import ComparedModel, Comparison
 from ..errors import SetupError, UsageError
+from .banner import EMULATED, emulated_markdown, emulated_text
+from .breakdown import breakdown_markdown, render_breakdown
 from .units import binary_bytes, si
 
 HEADERS = ("model", "MAdd", "MAC dep.", "latency ms", "theory", "actual", "eff.", "paper")
@@ -20,63 +23,67 @@ def _pm(value: float, low: float, high: float) -> str:
     return f" ±{(high - low) / 2 / value:.1%}" if value else ""
 
 
-def _cells(model: dict[str, Any]) -> tuple[str, ...]:
-    lat = model["latency"]
-    ci = lat["ci95_ms"]
-    vs = model["vs_baseline"]
-    speed = vs["actual_speedup"]
-    paper = model["paper"]
+def _cells(model: ComparedModel) -> tuple[str, ...]:
+    m = model.result.measurement
+    ci = m.ci95
+    speed = model.actual_speedup
     paper_text = "-"
-    if paper:
-        paper_text = f"{paper['latency_ms']:g} ms"
-        if paper["speedup_vs_baseline"]:
-            paper_text += f" ({paper['speedup_vs_baseline']:.1f}x)"
+    if model.paper:
+        paper_text = f"{model.paper.latency_ms:g} ms"
+        if model.paper.speedup_vs_baseline:
+            paper_text += f" ({model.paper.speedup_vs_baseline:.1f}x)"
     return (
-        model["short_label"],
-        si(model["flops_madd"]),
-        binary_bytes(model["mac_bytes"]["deployed"]),
-        f"{lat['median_ms']:.3f}" + (_pm(lat["median_ms"], *ci) if ci else ""),
-        f"{vs['theoretical_speedup']:.2f}x" if vs["theoretical_speedup"] else "-",
-        f"{speed['estimate']:.2f}x" + _pm(speed["estimate"], *speed["ci"]),
-        f"{vs['efficiency']:.2f}" if vs["efficiency"] else "-",
+        model.result.model.short_label,
+        si(model.result.cost.flops_madd),
+        binary_bytes(model.result.cost.mac_bytes["deployed"]),
+        f"{m.median * 1e3:.3f}" + (_pm(m.median, *ci) if ci else ""),
+        f"{model.theoretical_speedup:.2f}x" if model.theoretical_speedup else "-",
+        f"{speed.estimate:.2f}x" + _pm(speed.estimate, speed.low, speed.high),
+        f"{model.efficiency:.2f}" if model.efficiency else "-",
         paper_text,
     )
 
 
-def render_compare(data: dict[str, Any]) -> Group:
+def render_compare(comparison: Comparison) -> Group:
     """Counts, latency and speedups against the baseline, with the papers' published figures."""
-    parts: list[Any] = [Text(f"on {data['device']}; speedups against {data['baseline']}", style="bold")]
-    if data["emulated"]:
-        parts.append(Text("EMULATED: aarch64 under qemu-user -- these timings are not hardware timings",
-                          style="bold red"))
+    parts: list[Any] = [Text(f"on {comparison.device.name}; speedups against {comparison.baseline}", style="bold")]
+    if comparison.emulated:
+        parts.append(emulated_text())
     table = Table(show_header=True, header_style="bold")
     for i, header in enumerate(HEADERS):
         table.add_column(header, justify="left" if i == 0 else "right", overflow="fold",
                          max_width=30 if i == 0 else None)
-    for model in data["models"]:
+    for model in comparison.models:
         table.add_row(*_cells(model))
     parts.append(table)
-    papers = {m["paper"]["source"] + " on " + m["paper"]["device"] for m in data["models"] if m["paper"]}
+    papers = {m.paper.source + " on " + m.paper.device for m in comparison.models if m.paper}
     for source in sorted(papers):
         parts.append(Text(f"paper: {source}", style="dim"))
     parts.append(Text("theory = multiply-add ratio; actual = latency ratio (± half its 95% CI); eff. = actual / theory",
                       style="dim"))
+    parts += [render_breakdown(m.result.breakdown, f"Operator breakdown: {m.result.model.short_label}")
+              for m in comparison.models if m.result.breakdown is not None]
     return Group(*parts)
 
 
-def compare_markdown(data: dict[str, Any]) -> str:
+def compare_markdown(comparison: Comparison) -> str:
     """The comparison as a Markdown table."""
-    lines = [f"Device `{data['device']}`, speedups against `{data['baseline']}`.", ""]
-    if data["emulated"]:
-        lines += ["> EMULATED: aarch64 under qemu-user; these timings are not hardware timings.", ""]
+    lines = [f"Device `{comparison.device.name}`, speedups against `{comparison.baseline}`.", ""]
+    if comparison.emulated:
+        lines += emulated_markdown()
     lines.append("| " + " | ".join(HEADERS) + " |")
     lines.append("| --- |" + " ---: |" * (len(HEADERS) - 1))
-    for model in data["models"]:
+    for model in comparison.models:
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in _cells(model)) + " |")
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    for m in comparison.models:
+        if m.result.breakdown is not None:
+            text += "\n" + breakdown_markdown(m.result.breakdown, f"Operator breakdown: {m.result.model.short_label}")
+    return text
 
 
-def _pyplot():
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend; `SetupError` saying how to install it when it is missing."""
     try:
         import matplotlib
 
@@ -88,43 +95,53 @@ def _pyplot():
     return plt
 
 
-def _yerr(value: float, ci) -> list[list[float]]:
+def _yerr(value: float, ci: Any) -> list[list[float]]:
     # A bootstrap interval can sit a rounding error beside its own point estimate; error bars must not go negative.
     return [[max(0.0, value - ci[0])], [max(0.0, ci[1] - value)]]
 
 
-def plot_compare(data: dict[str, Any], path: str | Path) -> Path:
-    """Two panels: latency against multiply-adds, and actual against theoretical speedup with the y = x line.
-    Error bars are the 95% confidence intervals. PNG or SVG, by the file's suffix."""
+def check_plot_path(path: str | Path) -> Path:
+    """The plot file, refused unless it ends in .png or .svg (checked before anything is measured)."""
     path = Path(path)
     if path.suffix.lower() not in (".png", ".svg"):
         raise UsageError(f"--plot {str(path)!r}: the file must end in .png or .svg")
-    plt = _pyplot()
+    return path
+
+
+def plot_compare(comparison: Comparison, path: str | Path) -> Path:
+    """Two panels: latency against multiply-adds, and actual against theoretical speedup with the y = x line.
+    Error bars are the 95% confidence intervals. PNG or SVG, by the file's suffix."""
+    path = check_plot_path(path)
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
-    for model in data["models"]:
-        lat, ci = model["latency"], model["latency"]["ci95_ms"] or [model["latency"]["median_ms"]] * 2
-        left.errorbar(model["flops_madd"] / 1e6, lat["median_ms"], yerr=_yerr(lat["median_ms"], ci), fmt="o",
-                      capsize=3)
-        left.annotate(model["short_label"], (model["flops_madd"] / 1e6, lat["median_ms"]), fontsize=7,
-                      xytext=(3, 3), textcoords="offset points")
-        vs = model["vs_baseline"]
-        speed = vs["actual_speedup"]
-        if vs["theoretical_speedup"]:
-            right.errorbar(vs["theoretical_speedup"], speed["estimate"], yerr=_yerr(speed["estimate"], speed["ci"]),
-                           fmt="o", capsize=3, label=model["short_label"])
-    limit = max([1.0] + [max(m["vs_baseline"]["theoretical_speedup"] or 1, m["vs_baseline"]["actual_speedup"]["ci"][1])
-                         for m in data["models"]])
+    for model in comparison.models:
+        m, madd = model.result.measurement, model.result.cost.flops_madd / 1e6
+        median_ms = m.median * 1e3
+        ci = [x * 1e3 for x in m.ci95] if m.ci95 else [median_ms, median_ms]
+        left.errorbar(madd, median_ms, yerr=_yerr(median_ms, ci), fmt="o", capsize=3)
+        left.annotate(model.result.model.short_label, (madd, median_ms), fontsize=7, xytext=(3, 3),
+                      textcoords="offset points")
+        speed = model.actual_speedup
+        if model.theoretical_speedup:
+            right.errorbar(model.theoretical_speedup, speed.estimate, yerr=_yerr(speed.estimate, (speed.low, speed.high)),
+                           fmt="o", capsize=3, label=model.result.model.short_label)
+    limit = max([1.0] + [max(m.theoretical_speedup or 1, m.actual_speedup.high) for m in comparison.models])
     right.plot([0, limit * 1.1], [0, limit * 1.1], "k--", linewidth=0.8, label="y = x (FLOPs tell all)")
-    left.set(xlabel="multiply-adds (M)", ylabel="median latency (ms)", title=f"latency on {data['device']}")
+    left.set(xlabel="multiply-adds (M)", ylabel="median latency (ms)", title=f"latency on {comparison.device.name}")
     right.set(xlabel="theoretical speedup (multiply-adds)", ylabel="actual speedup (latency)",
-              title=f"against {data['baseline'].split(':')[0]}")
+              title=f"against {comparison.baseline.split(':')[0]}")
     right.legend(fontsize=6)
-    if data["emulated"]:
-        fig.suptitle("EMULATED: not hardware timings", color="red")
+    if comparison.emulated:
+        fig.suptitle(EMULATED, color="red")
     fig.tight_layout()
+    return save_figure(plt, fig, path)
+
+
+def save_figure(plt: Any, fig: Any, path: Path) -> Path:
+    """Write a figure atomically (never half a picture) and close it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial{path.suffix}")
     fig.savefig(partial)
     plt.close(fig)
-    partial.replace(path)  # never leave half a picture behind
+    partial.replace(path)
     return path

@@ -4,35 +4,41 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Any, Iterable
+from typing import Any
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from ..cost import final_fc_madd, summarize
+from ..cost import final_fc_madd
 from ..layer_table import LayerTable
-from ..models import ModelRef
+from ..prepared import PreparedModel
 from .units import binary_bytes, shape, si
 
 COUNT_SCHEMA = "shufflebench.count/1"
 _SORT_FIELDS = {"flops": "flops_madd", "mac": "mac_bytes", "params": "params"}
 
 
-def count_data(ref: ModelRef, table: LayerTable, *, per_layer: bool, figures: Iterable[Any] = ()) -> dict[str, Any]:
-    """The machine-readable count of one model. Keys are stable: other tools and CI parse them."""
-    summary = summarize(table)
+def published_figures(model: PreparedModel) -> list[Any]:
+    """The papers' published figures for this exact variant (none for your own models)."""
+    if model.ref.spec is None:
+        return []
+    from ..zoo.papers import figures_for
+
+    return figures_for(model.ref.spec)
+
+
+def count_data(model: PreparedModel, *, per_layer: bool) -> dict[str, Any]:
+    """The machine-readable count of one model, beside the papers' figures. Keys are stable: other tools and CI
+    parse them."""
+    table = model.layer_table
     data: dict[str, Any] = {
         "schema": COUNT_SCHEMA,
-        "model": ref.name,
-        "label": ref.label,
-        "source": ref.source,
-        "variant": ref.variant,
-        "input_shape": list(ref.input_shape),
+        **{k: v for k, v in model.identity.to_dict().items() if k != "short_label"},
         "graph": table.source,
-        **summary.to_dict(),
+        **model.cost.to_dict(),
         "coverage": table.coverage.to_dict(),
-        "paper": [paper_comparison(figure, table) for figure in figures],
+        "paper": [paper_comparison(figure, table) for figure in published_figures(model)],
     }
     if per_layer:
         data["layers"] = [layer.to_dict() for layer in table.layers]

@@ -2,44 +2,49 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from ..measure.stats import Measurement
+from ..profile import ProfileResult
+from .banner import emulated_markdown, emulated_text
+from .breakdown import breakdown_markdown, render_breakdown
 from .units import binary_bytes, shape, si
 
 
-def _ci_text(latency: dict) -> str:
-    ci = latency.get("ci95_ms")
-    return f"{ci[0]:.3f}-{ci[1]:.3f} ms" if ci else "n/a (too few runs)"
+def ci_text(measurement: Measurement) -> str:
+    """The median's 95% CI in milliseconds, or why there is none."""
+    ci = measurement.ci95
+    return f"{ci[0] * 1e3:.3f}-{ci[1] * 1e3:.3f} ms" if ci else "n/a (too few runs)"
 
 
-def _rows(data: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+def _rows(result: ProfileResult) -> list[tuple[str, str, str, str]]:
     """(theoretical name, value, actual name, value) rows shared by the table and the Markdown views."""
-    lat = data["latency"]
-    fraction = data.get("fraction_of_peak") or {}
-    achieved = data.get("achieved_madd_per_s")
+    m, cost = result.measurement, result.cost
+    fraction = result.fraction_of_peak or {}
+    achieved = result.achieved_madd_per_s
+    throughput = result.throughput_per_s
     theory = [
-        ("multiply-adds", si(data["flops_madd"])),
-        ("params", si(data["params"])),
-        ("MAC eager", binary_bytes(data["mac_bytes"]["eager"])),
-        ("MAC deployed", binary_bytes(data["mac_bytes"]["deployed"])),
-        ("MAdd per byte (deployed)", f"{data['arithmetic_intensity']['deployed']:.2f}"),
+        ("multiply-adds", si(cost.flops_madd)),
+        ("params", si(cost.params)),
+        ("MAC eager", binary_bytes(cost.mac_bytes["eager"])),
+        ("MAC deployed", binary_bytes(cost.mac_bytes["deployed"])),
+        ("MAdd per byte (deployed)", f"{cost.arithmetic_intensity['deployed']:.2f}"),
     ]
     actual = [
-        ("latency median", f"{lat['median_ms']:.3f} ms"),
-        ("95% CI of median", _ci_text(lat)),
-        ("p90 / IQR", f"{lat['p90_ms']:.3f} ms / {lat['iqr_ms']:.3f} ms"),
-        ("throughput", f"{data['throughput_per_s']:.1f} images/s" if data["throughput_per_s"] else "n/a"),
+        ("latency median", f"{m.median * 1e3:.3f} ms"),
+        ("95% CI of median", ci_text(m)),
+        ("p90 / IQR", f"{m.p90 * 1e3:.3f} ms / {m.iqr * 1e3:.3f} ms"),
+        ("throughput", f"{throughput:.1f} images/s" if throughput else "n/a"),
         ("achieved", f"{si(achieved)} MAdd/s" + (f" ({fraction['madd']:.1%} of peak)" if "madd" in fraction else "")
          if achieved else "n/a"),
-        ("runs", f"{lat['runs']} + {len(lat['warmup_ms'])} warm-up, to {lat['stop_reason']}"),
+        ("runs", f"{m.runs} + {len(m.warmup_s)} warm-up, to {m.stop_reason}"),
     ]
-    effective = lat.get("effective_runs")  # absent in results written before it was measured
-    if effective is not None and effective < lat["runs"]:
-        actual.append(("worth", f"{effective} independent runs"))
+    if m.effective_runs < m.runs:
+        actual.append(("worth", f"{m.effective_runs} independent runs"))
     rows = []
     for i in range(max(len(theory), len(actual))):
         t = theory[i] if i < len(theory) else ("", "")
@@ -48,49 +53,51 @@ def _rows(data: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def _title(data: dict[str, Any]) -> str:
-    dev = data["device_profile"]
-    return (f"{data['label']}  input {shape(data['input_shape'])}  on {data['device']} "
-            f"({dev['description']}, {dev['threads']} thread{'s' if dev['threads'] != 1 else ''})")
+def _title(result: ProfileResult) -> str:
+    dev = result.device
+    return (f"{result.model.label}  input {shape(result.model.input_shape)}  on {dev.name} "
+            f"({dev.description}, {dev.threads} thread{'s' if dev.threads != 1 else ''})")
 
 
-def environment_line(data: dict[str, Any]) -> str:
-    """One line: CPU (or GPU), architecture, library versions."""
-    env = data["environment"]
-    versions = env.get("versions") or {}
-    gpu = f", {env['gpu']}" if env.get("gpu") else ""
-    return (f"{env.get('cpu_model') or '?'} ({env.get('machine')}{gpu}), onnxruntime {versions.get('onnxruntime') or '-'}, "
-            f"torch {versions.get('torch') or '-'}, governor {env.get('governor') or 'unknown'}")
+def environment_line(environment: Mapping[str, Any]) -> str:
+    """One line: CPU (or GPU), architecture, library versions (the environment record a runner captured)."""
+    versions = environment.get("versions") or {}
+    gpu = f", {environment['gpu']}" if environment.get("gpu") else ""
+    return (f"{environment.get('cpu_model') or '?'} ({environment.get('machine')}{gpu}), onnxruntime "
+            f"{versions.get('onnxruntime') or '-'}, torch {versions.get('torch') or '-'}, governor "
+            f"{environment.get('governor') or 'unknown'}")
 
 
-def render_profile(data: dict[str, Any]) -> Group:
+def render_profile(result: ProfileResult) -> Group:
     """Theoretical (left) and actual (right), then the environment line and any warnings."""
-    parts: list[Any] = [Text(_title(data), style="bold")]
-    if data["emulated"]:
-        parts.append(Text("EMULATED: aarch64 under qemu-user -- these timings are not hardware timings",
-                          style="bold red"))
+    parts: list[Any] = [Text(_title(result), style="bold")]
+    if result.emulated:
+        parts.append(emulated_text())
     table = Table(show_header=True, header_style="bold")
     table.add_column("theoretical", no_wrap=True)
     table.add_column("", justify="right", no_wrap=True)
     table.add_column("actual", no_wrap=True)
     table.add_column("", justify="right", overflow="fold")
-    for row in _rows(data):
+    for row in _rows(result):
         table.add_row(*row)
     parts.append(table)
-    parts.append(Text(environment_line(data), style="dim"))
-    for warning in data["warnings"]:
-        if not warning.lower().startswith("emulated"):
-            parts.append(Text(f"warning: {warning}", style="yellow"))
+    parts.append(Text(environment_line(result.environment), style="dim"))
+    parts += [Text(f"warning: {warning}", style="yellow") for warning in result.warnings]
+    if result.breakdown is not None:
+        parts.append(render_breakdown(result.breakdown, "Operator breakdown"))
     return Group(*parts)
 
 
-def profile_markdown(data: dict[str, Any]) -> str:
+def profile_markdown(result: ProfileResult) -> str:
     """The same result as a Markdown table (for a README, a pull request, a report)."""
-    lines = [f"**{_title(data)}**", ""]
-    if data["emulated"]:
-        lines += ["> EMULATED: aarch64 under qemu-user; these timings are not hardware timings.", ""]
+    lines = [f"**{_title(result)}**", ""]
+    if result.emulated:
+        lines += emulated_markdown()
     lines += ["| theoretical | | actual | |", "| --- | ---: | --- | ---: |"]
-    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in _rows(data)]
-    lines += ["", environment_line(data), ""]
-    lines += [f"- warning: {w}" for w in data["warnings"] if not w.lower().startswith("emulated")]
-    return "\n".join(lines).rstrip() + "\n"
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in _rows(result)]
+    lines += ["", environment_line(result.environment), ""]
+    lines += [f"- warning: {w}" for w in result.warnings]
+    text = "\n".join(lines).rstrip() + "\n"
+    if result.breakdown is not None:
+        text += "\n" + breakdown_markdown(result.breakdown, "Operator breakdown")
+    return text

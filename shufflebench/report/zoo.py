@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.table import Table
 
-from ..zoo.registry import entries, format_value
+from ..zoo.catalog import entries, format_value
 from .count import figure_dict
 from .units import si
 

@@ -10,15 +10,16 @@ no host-side copy.
 
 from __future__ import annotations
 
+import copy
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from ..errors import SetupError, UsageError
 from ..measure import environment
 from ..measure.sampling import SamplingPolicy, collect_interleaved
 from ..measure.stats import Measurement
-from ..models import ModelRef
-from .base import INPUT_NAME, Progress, RunnerBase, RunResult, seeded_inputs
+from ..prepared import PreparedModel, seeded_input
+from .base import OutputCheck, Progress, RunnerBase, RunResult
 
 
 class CudaEventClock:
@@ -49,16 +50,15 @@ def require_cuda(torch_module: Any, device_name: str) -> None:
 class TorchRunner(RunnerBase):
     """torch eager inference with the profile's threads (CPU) or on the GPU (CUDA)."""
 
-
-    def measure_many(self, refs: list[ModelRef], policy: SamplingPolicy, *, on_progress: Progress = None,
-                     return_outputs: bool = False, profile_runs: int = 0, check=None) -> list[RunResult]:
+    def measure(self, models: Sequence[PreparedModel], policy: SamplingPolicy, *, on_progress: Progress = None,
+                return_outputs: bool = False, profile_runs: int = 0, check: OutputCheck = None) -> list[RunResult]:
         """Time several models interleaved round-robin on the profile's device (torch is the reference itself, so
         ``check`` has nothing to compare and is not called)."""
         import torch
 
-        for ref in refs:
-            if ref.source == "onnx":
-                raise UsageError(f"device {self.profile.name} runs torch models; {ref.label} is an ONNX file")
+        for model in models:
+            if model.is_onnx:
+                raise UsageError(f"device {self.profile.name} runs torch models; {model.label} is an ONNX file")
         cuda = self.profile.kind == "cuda"
         if cuda:
             require_cuda(torch, self.profile.name)
@@ -68,8 +68,10 @@ class TorchRunner(RunnerBase):
             torch.set_num_threads(self.profile.threads)
             torch.backends.cudnn.benchmark = cuda
             device = "cuda" if cuda else "cpu"
-            pairs = [(ref.build().to(device), torch.from_numpy(seeded_inputs(ref.input_shape)[INPUT_NAME]).to(device))
-                     for ref in refs]
+            # A copy goes to the GPU: .to() moves a module in place, and the prepared one stays on the CPU for the
+            # stages after this one.
+            pairs = [((copy.deepcopy(model.module) if cuda else model.module).to(device),
+                      torch.from_numpy(seeded_input(model.input_shape)).to(device)) for model in models]
             clock: Callable[[], float] = CudaEventClock(torch) if cuda else time.perf_counter
             with torch.inference_mode():
                 run_onces = [(lambda m=model, x=feed: m(x)) for model, feed in pairs]

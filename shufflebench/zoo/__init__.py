@@ -1,2 +1,3 @@
-"""The network zoo: named, parametrized builders (`registry`), the networks themselves (`networks`, imported on
-first use so that importing the package does not import torch) and the papers' published figures (`papers`)."""
+"""The network zoo: the pure registry of named, parametrized builders (`registry`), the networks that register
+themselves there (`networks`), the loader that imports them (`catalog`: what the rest of shufflebench uses, so that
+importing the package alone does not import torch) and the papers' published figures (`papers`)."""

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import allowed
-from .registry import ModelSpec, resolve_spec
+from .registry import ModelSpec
 
 _REQUIRED = {
     "model": str,
@@ -69,6 +69,8 @@ class PaperFigure:
 
 @functools.lru_cache(maxsize=None)
 def _resolve(model: str, variant: tuple[tuple[str, Any], ...]) -> ModelSpec:
+    from .catalog import resolve_spec  # the networks (and torch) only when a figure's spec is asked for
+
     return resolve_spec(model, dict(variant))
 
 

@@ -1,5 +1,9 @@
 """The model registry: named, parametrized network builders and their variant options.
 
+This module is pure: it holds the registered entries and the rules for resolving a model argument, and imports no
+network. The networks register themselves (`networks`), and `catalog` is the loader that imports them; everything
+outside the zoo asks `catalog`, so the import graph runs one way: catalog -> networks -> registry.
+
 A builder is registered once under a canonical name (and optional aliases) with the options it accepts. A *spec*
 (`ModelSpec`) is a canonical name plus a fully resolved variant; it is plain, hashable data and the unit every later
 stage talks about. Variant options come from flags (``--width 0.5``) or inline in the model argument
@@ -155,26 +159,18 @@ def short_label(spec: "ModelSpec") -> str:
     return spec.name + (":" + ",".join(f"{k}={format_value(v)}" for k, v in changed) if changed else "")
 
 
-def _load_zoo() -> None:
-    # The zoo registers itself on import; importing here keeps `registry` usable on its own in tests.
-    from . import networks  # noqa: F401
-
-
 def entries() -> list[ModelEntry]:
     """Every registered model, in registration order."""
-    _load_zoo()
     return list(_ENTRIES.values())
 
 
 def is_registered(name: str) -> bool:
     """Whether ``name`` is a registered model name or alias."""
-    _load_zoo()
     return name in _ENTRIES or name in _ALIASES
 
 
 def get_entry(name: str) -> ModelEntry:
     """The entry for a canonical name or an alias; `UsageError` listing the known names otherwise."""
-    _load_zoo()
     canonical = _ALIASES.get(name, name)
     if canonical not in _ENTRIES:
         raise unknown_model(name)
@@ -183,7 +179,6 @@ def get_entry(name: str) -> ModelEntry:
 
 def unknown_model(name: str) -> UsageError:
     """The error for a model argument that is no zoo name, no .onnx file and no module:callable."""
-    _load_zoo()
     return UsageError(
         f"unknown model {name!r}; known: {allowed(_ENTRIES)} (or an .onnx file, or package.module:callable)"
     )

@@ -17,24 +17,29 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from .breakdown import Breakdown
+from .compare import Comparison, compare_models
 from .devices import DeviceProfile
 from .errors import UsageError
+from .files import read_json, write_json_atomic
+from .guidelines import EXPERIMENTS, GuidelineResults, run_experiments
 from .measure.sampling import SamplingPolicy
 from .models import resolve_model
-from .report.files import read_json, write_json_atomic
+from .prepared import PreparedModel
+from .profile import ProfileResult, profile_model
 
 BENCH_SCHEMA = "shufflebench.bench"
 # Raised whenever an experiment's data changes shape; files of another version are measured again.
-BENCH_VERSION = 4
+BENCH_VERSION = 5
 
 
 @dataclass(frozen=True)
 class Plan:
-    """How much to measure: the zoo, resolution, budgets (seconds), guideline widths."""
+    """How much to measure: the zoo, resolution, budgets (seconds per model), guideline widths."""
 
     zoo: tuple[str, ...]
     resolution: int
@@ -58,6 +63,41 @@ QUICK = Plan(
     guideline_budget_s=0.4, guideline_widths=(1,), breakdown_models=("shufflenet_v1", "mobilenet_v2"),
     fidelity_repeats=2, warmup=2,
 )
+TABLE8 = ("shufflenet_v1:groups=3,width=0.5", "shufflenet_v1:groups=3,width=1.0", "shufflenet_v1:groups=3,width=2.0",
+          "alexnet")
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """How far profile's numbers are from a bare ``InferenceSession.run`` loop (see `measure_fidelity`); times in
+    milliseconds, relative differences as fractions."""
+
+    model: str
+    paired_runs: int
+    paired_profile_vs_bare: float
+    profile_medians_ms: list[float]
+    bare_loop_medians_ms: list[float]
+    sequential_profile_vs_bare: float
+    profile_spread: float
+    profile_ci95_ms: list[list[float] | None]
+    profile_cis_share_a_value: bool
+    profile_effective_runs: list[list[int]]
+    loop_overhead_us: float
+    machine_drift: float
+
+
+@dataclass(frozen=True)
+class BenchResults:
+    """Every experiment of one device, finished now or read back from an earlier run; ``seconds`` is what measuring
+    them took in all (resumed runs add up the original times)."""
+
+    device: DeviceProfile
+    zoo: tuple[ProfileResult, ...]
+    v1_speedup: Comparison
+    guidelines: tuple[GuidelineResults, ...]
+    breakdowns: tuple[tuple[str, Breakdown], ...]
+    fidelity: Fidelity | None
+    seconds: float
 
 
 def _policy(budget: float, plan: Plan) -> SamplingPolicy:
@@ -68,96 +108,93 @@ def _slug(label: str) -> str:
     return label.replace(":", "-").replace(",", "-").replace("=", "")
 
 
+def _prepared(model: str, plan: Plan, device: DeviceProfile) -> PreparedModel:
+    return PreparedModel(resolve_model(model, overrides={"resolution": plan.resolution}, batch=device.batch))
+
+
 class Suite:
     """The experiments of one device, each a function writing one JSON file, skipped when the file exists."""
 
     def __init__(self, device: DeviceProfile, out: Path, plan: Plan, log: Callable[[str], None] = print) -> None:
         self.device, self.out, self.plan, self.log = device, out, plan, log
         self.measured: list[str] = []
+        self.seconds = 0.0
 
     def _once(self, name: str, measure: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """The data of experiment ``name``: read back when a file of this version holds it, else measured and
+        written at once."""
         path = self.out / f"{name}.json"
         if path.is_file():
             try:
                 stored = read_json(path, schema_prefix=BENCH_SCHEMA)
                 if stored["schema"] == f"{BENCH_SCHEMA}/{BENCH_VERSION}":
-                    return stored
+                    self.seconds += stored["seconds"]
+                    return stored["data"]
             except UsageError:
                 pass
             self.log(f"{path} is unreadable or from another version; measuring it again")
         self.log(f"measuring {name} on {self.device.name}")
         started = time.perf_counter()
         data = measure()
-        result = {"schema": f"{BENCH_SCHEMA}/{BENCH_VERSION}", "experiment": name, "device": self.device.name,
-                  "emulated": self.device.emulated, "seconds": time.perf_counter() - started,
-                  "plan": self.plan.__dict__, "data": data}
-        write_json_atomic(path, result)
+        seconds = time.perf_counter() - started
+        write_json_atomic(path, {"schema": f"{BENCH_SCHEMA}/{BENCH_VERSION}", "experiment": name,
+                                 "device": self.device.name, "emulated": self.device.emulated, "seconds": seconds,
+                                 "plan": asdict(self.plan), "data": data})
         self.measured.append(name)
-        return result
+        self.seconds += seconds
+        return data
 
-    def zoo(self) -> list[dict[str, Any]]:
-        from .profiling import profile_data, profile_model
-
+    def zoo(self) -> tuple[ProfileResult, ...]:
         results = []
-        for model in self.plan.zoo:
-            ref = resolve_model(model, overrides={"resolution": self.plan.resolution}, batch=self.device.batch)
-            results.append(self._once(f"zoo-{_slug(ref.short_label)}", lambda ref=ref: profile_data(
-                profile_model(ref, self.device, _policy(self.plan.profile_budget_s, self.plan)))))
-        return results
+        for label in self.plan.zoo:
+            model = _prepared(label, self.plan, self.device)
+            data = self._once(f"zoo-{_slug(model.short_label)}", lambda model=model: profile_model(
+                model, self.device, _policy(self.plan.profile_budget_s, self.plan)).to_dict())
+            results.append(ProfileResult.from_dict(data))
+        return tuple(results)
 
-    def v1_speedup(self) -> dict[str, Any]:
-        from .compare import compare_models
+    def v1_speedup(self) -> Comparison:
+        models = [_prepared(label, self.plan, self.device) for label in TABLE8]
+        policy = _policy(self.plan.compare_budget_s, self.plan)
+        return Comparison.from_dict(self._once("v1-speedup", lambda: compare_models(
+            models, self.device, policy, baseline=len(models) - 1).to_dict()))
 
-        labels = ("shufflenet_v1:groups=3,width=0.5", "shufflenet_v1:groups=3,width=1.0",
-                  "shufflenet_v1:groups=3,width=2.0", "alexnet")
-        refs = [resolve_model(m, overrides={"resolution": self.plan.resolution}, batch=self.device.batch)
-                for m in labels]
-        policy = _policy(self.plan.compare_budget_s * len(refs), self.plan)
-        return self._once("v1-speedup", lambda: compare_models(refs, self.device, policy, baseline=len(refs) - 1))
-
-    def guidelines(self) -> list[dict[str, Any]]:
-        from .guideline_experiments import EXPERIMENTS, run_experiments
-
+    def guidelines(self) -> tuple[GuidelineResults, ...]:
         policy = _policy(self.plan.guideline_budget_s, self.plan)
-        return [self._once(f"guidelines-{name}", lambda name=name: run_experiments(
-            self.device, policy, only=[name], widths=list(self.plan.guideline_widths))) for name in EXPERIMENTS]
+        return tuple(GuidelineResults.from_dict(self._once(f"guidelines-{name}", lambda name=name: run_experiments(
+            self.device, policy, only=[name], widths=list(self.plan.guideline_widths)).to_dict()))
+            for name in EXPERIMENTS)
 
-    def breakdowns(self) -> list[dict[str, Any]]:
-        from .breakdown import breakdown_for
-        from .profiling import profile_model
-
+    def breakdowns(self) -> tuple[tuple[str, Breakdown], ...]:
         if self.device.backend != "onnxruntime":
-            return []
+            return ()
         results = []
-        for model in self.plan.breakdown_models:
-            ref = resolve_model(model, overrides={"resolution": self.plan.resolution}, batch=self.device.batch)
+        for label in self.plan.breakdown_models:
+            model = _prepared(label, self.plan, self.device)
 
-            def measure(ref=ref):
-                result = profile_model(ref, self.device, _policy(self.plan.profile_budget_s, self.plan),
-                                       profile_runs=50)
-                return {"label": ref.short_label, **breakdown_for(result)}
+            def measure(model: PreparedModel = model) -> dict[str, Any]:
+                result = profile_model(model, self.device, _policy(self.plan.profile_budget_s, self.plan),
+                                       breakdown=True)
+                assert result.breakdown is not None
+                return {"label": model.short_label, **result.breakdown.to_dict()}
 
-            results.append(self._once(f"breakdown-{_slug(ref.short_label)}", measure))
-        return results
+            data = self._once(f"breakdown-{_slug(model.short_label)}", measure)
+            results.append((data["label"], Breakdown.from_dict(data)))
+        return tuple(results)
 
-    def fidelity(self) -> dict[str, Any] | None:
+    def fidelity(self) -> Fidelity | None:
         if self.device.location != "local" or self.device.backend != "onnxruntime":
             return None
-        return self._once("fidelity", lambda: measure_fidelity(self.device, self.plan))
+        return Fidelity(**self._once("fidelity", lambda: asdict(measure_fidelity(self.device, self.plan))))
 
-    def run_all(self) -> dict[str, Any]:
-        """Every experiment (finished ones are read back), then the report."""
+    def run_all(self) -> BenchResults:
+        """Every experiment (finished ones are read back)."""
         self.out.mkdir(parents=True, exist_ok=True)
-        return {
-            "zoo": self.zoo(),
-            "v1_speedup": self.v1_speedup(),
-            "guidelines": self.guidelines(),
-            "breakdowns": self.breakdowns(),
-            "fidelity": self.fidelity(),
-        }
+        return BenchResults(self.device, self.zoo(), self.v1_speedup(), self.guidelines(), self.breakdowns(),
+                            self.fidelity(), self.seconds)
 
 
-def measure_fidelity(device: DeviceProfile, plan: Plan) -> dict[str, Any]:
+def measure_fidelity(device: DeviceProfile, plan: Plan) -> Fidelity:
     """How far profile's numbers are from a bare ``InferenceSession.run`` loop, for ShuffleNet V2 1.0x.
 
     Three views, because this kind of machine drifts (medians of consecutive one-second blocks of one session were
@@ -172,17 +209,15 @@ def measure_fidelity(device: DeviceProfile, plan: Plan) -> dict[str, Any]:
     import numpy as np
     import onnxruntime as ort
 
-    from .export import export_onnx
     from .measure import board_runner
     from .measure.sampling import collect
-    from .profiling import profile_model
-    from .runners.onnxruntime_local import board_request
+    from .runners.board_protocol import board_request
 
-    ref = resolve_model("shufflenet_v2", overrides={"resolution": plan.resolution}, batch=device.batch)
+    model = _prepared("shufflenet_v2", plan, device)
     policy = _policy(plan.profile_budget_s, plan)
-    request = board_request(ref, device, policy, str(export_onnx(ref)), return_outputs=False)
+    request = dict(board_request(model, device, policy, return_outputs=False), model=str(model.onnx_path))
 
-    def bare_session():
+    def bare_session() -> Any:
         return ort.InferenceSession(request["model"], board_runner._session_options(ort, board_runner.validate_request(
             request)), providers=[device.provider])
 
@@ -208,7 +243,7 @@ def measure_fidelity(device: DeviceProfile, plan: Plan) -> dict[str, Any]:
     # sequential
     medians, bare_medians, intervals, worth = [], [], [], []
     for _ in range(plan.fidelity_repeats):
-        measurement = profile_model(ref, device, policy, verify=False).run.measurement
+        measurement = profile_model(model, device, policy, verify=False).measurement
         medians.append(measurement.median)
         intervals.append(measurement.ci95)
         worth.append([measurement.effective_runs, measurement.runs])
@@ -224,24 +259,24 @@ def measure_fidelity(device: DeviceProfile, plan: Plan) -> dict[str, Any]:
     profile_median = statistics.median(medians)
 
     overhead = collect(lambda: None, SamplingPolicy(warmup_runs=10, min_runs=1000, max_runs=1000, budget_s=5.0))
-    drift = machine_drift(blocks=plan.fidelity_repeats * 2)
-    return {
-        "model": ref.label,
-        "paired_runs": len(a),
-        "paired_profile_vs_bare": paired,
-        "profile_medians_ms": [m * 1e3 for m in medians],
-        "bare_loop_medians_ms": [m * 1e3 for m in bare_medians],
-        "sequential_profile_vs_bare": profile_median / statistics.median(bare_medians) - 1,
-        "profile_spread": (max(medians) - min(medians)) / profile_median,
-        "profile_ci95_ms": [None if ci is None else [ci[0] * 1e3, ci[1] * 1e3] for ci in intervals],
-        # Does one value lie in every run's interval? If not, the runs disagree beyond what each one's
-        # (dependence-widened) interval allows: the machine changed between runs, not only within them.
-        "profile_cis_share_a_value": None not in intervals
-        and max(ci[0] for ci in intervals) <= min(ci[1] for ci in intervals),
-        "profile_effective_runs": worth,
-        "loop_overhead_us": statistics.median(overhead.samples_s) * 1e6,
-        "machine_drift": drift,
-    }
+    # Does one value lie in every run's interval? If not, the runs disagree beyond what each one's
+    # (dependence-widened) interval allows: the machine changed between runs, not only within them.
+    share = all(ci is not None for ci in intervals) and (
+        max(ci[0] for ci in intervals if ci) <= min(ci[1] for ci in intervals if ci))
+    return Fidelity(
+        model=model.label,
+        paired_runs=len(a),
+        paired_profile_vs_bare=paired,
+        profile_medians_ms=[m * 1e3 for m in medians],
+        bare_loop_medians_ms=[m * 1e3 for m in bare_medians],
+        sequential_profile_vs_bare=profile_median / statistics.median(bare_medians) - 1,
+        profile_spread=(max(medians) - min(medians)) / profile_median,
+        profile_ci95_ms=[None if ci is None else [ci[0] * 1e3, ci[1] * 1e3] for ci in intervals],
+        profile_cis_share_a_value=share,
+        profile_effective_runs=worth,
+        loop_overhead_us=statistics.median(overhead.samples_s) * 1e6,
+        machine_drift=machine_drift(blocks=plan.fidelity_repeats * 2),
+    )
 
 
 def machine_drift(blocks: int = 10, runs: int = 200) -> float:
@@ -265,16 +300,3 @@ def machine_drift(blocks: int = 10, runs: int = 200) -> float:
         medians.append(statistics.median(times))
     middle = statistics.median(medians)
     return (max(medians) - min(medians)) / middle
-
-
-def run_suite(device: DeviceProfile, out_root: Path, *, quick: bool, log: Callable[[str], None] = print) -> Path:
-    """Run (or resume) every experiment for ``device`` under ``out_root/<device>/`` and write the report.
-    Returns the folder."""
-    from .report.bench import write_report
-
-    folder = out_root / device.name
-    suite = Suite(device, folder, QUICK if quick else FULL, log)
-    results = suite.run_all()
-    write_report(folder, device, results)
-    log(f"measured {len(suite.measured)} experiment(s) this run; report: {folder / 'REPORT.md'}")
-    return folder

@@ -1,4 +1,5 @@
-"""Results on disk: JSON written atomically, with a schema version, so a crash never leaves half a file."""
+"""Result files on disk, for every command and report: JSON written atomically with a schema version (a crash never
+leaves half a file), and read back only when its schema is the one expected."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from .errors import UsageError
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

@@ -1,0 +1,45 @@
+"""The options every command shares, as plain data with their defaults, and each command's sampling preset.
+
+The command line declares each option group once (`cli_options`) and takes its defaults from here, so a default is
+written in one place: the library's own dataclasses. This module stays light (no torch, no onnxruntime): ``--help``
+imports it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .measure.sampling import SamplingPolicy
+
+
+@dataclass(frozen=True)
+class VariantOptions:
+    """The model options: zoo variant flags (None: the model's own default or inline value), the batch (None: 1,
+    or the device profile's) and the input shape of your own models."""
+
+    width: float | None = None
+    groups: int | None = None
+    resolution: int | None = None
+    batch: int | None = None
+    input_shape: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class DeviceOptions:
+    """The device options: a profile name or ``.toml`` file, and overrides of its threads and SSH host."""
+
+    device: str = "cpu"
+    threads: int | None = None
+    host: str | None = None
+
+
+#: How long and how precisely each command samples. ``budget_s`` is seconds of timing PER MODEL in every command.
+SAMPLING_PRESETS: dict[str, SamplingPolicy] = {
+    "profile": SamplingPolicy(),
+    "compare": SamplingPolicy(),
+    "baseline": SamplingPolicy(),
+    # Eight variants per experiment and width: shorter per variant, fewer warm-ups.
+    "guidelines": SamplingPolicy(warmup_runs=5, budget_s=3.0),
+    # A gate decides on a ratio: a tighter target and more rounds, 5 s per model (candidate and baseline: 10 s).
+    "regress": SamplingPolicy(target_rel_ci=0.005, min_runs=50, budget_s=5.0),
+}

@@ -1,0 +1,41 @@
+"""`baseline save`: the exact proxies of models (and optionally their latency) stored with the environment, for CI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+from ..check import Thresholds
+from ..devices import DeviceProfile
+from ..measure.environment import capture
+from ..measure.sampling import SamplingPolicy
+from ..prepared import PreparedModel
+from .. import profile as profile_stage  # by module, so a test can stand in a fake measurement
+from ..runners.base import Progress
+from .proxies import baseline_data, model_proxies, save_baseline
+
+
+def save_models_baseline(models: Sequence[PreparedModel], output: Path, *, thresholds: Thresholds,
+                         device: DeviceProfile, policy: Optional[SamplingPolicy] = None,
+                         status: Optional[Callable[[str], None]] = None,
+                         on_progress: Progress = None) -> dict[str, Any]:
+    """Count every model's exact proxies and write the baseline file; with ``policy``, also measure each model on
+    ``device`` alone (a stored latency is later compared with a measurement of the candidate alone). Returns what
+    was written."""
+    records = [model_proxies(model, thresholds) for model in models]
+    measured = {}
+    environment = None
+    if policy is not None:
+        for model in models:
+            if status is not None:
+                status(f"measuring {model.label}")
+            result = profile_stage.profile_model(model, device, policy, on_progress=on_progress)
+            measured[model.label] = result.measurement.to_dict()
+            environment = result.environment
+    if environment is None:
+        environment = capture(threads=device.threads, provider=device.provider,
+                              optimization_level=device.optimization_level)
+    data = baseline_data(records, thresholds=thresholds, environment=environment,
+                         device=device if policy is not None else None, latency=measured or None)
+    save_baseline(output, data)
+    return data

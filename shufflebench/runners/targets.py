@@ -1,0 +1,202 @@
+"""Where `board_runner` runs when it does not run in this process: a target starts another Python.
+
+Targets share one small interface (`Target`): ``argv(python_args)`` turns Python arguments into the command to start,
+``env()`` gives its environment, ``check()`` fails early with a `SetupError` when the target cannot work at all.
+`LocalPython` is a Python on this machine, `SshTarget` a board over the system ``ssh`` client, `EmulatedArm` aarch64
+under qemu-user. ssh joins its argv into one remote shell command, so for `SshTarget` the fixed command is quoted with
+`shlex.quote` (POSIX shells: sh, bash, dash, zsh; a fish or csh login shell on the board would need a `python` path
+without quotes to be set up there).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shlex
+import shutil
+import sys
+from pathlib import Path
+from typing import Optional, Protocol, Sequence, runtime_checkable
+
+from ..errors import SetupError, UsageError, allowed
+from ..measure import environment
+
+SETUP_SCRIPT = "scripts/setup-arm-emulation.sh"
+ROOTFS_ENV = "SHUFFLEBENCH_ARM_ROOTFS"
+
+# CPU models of qemu-aarch64 7.2 (Debian 12) worth emulating: each decides which onnxruntime kernels run
+# (cortex-a72: plain NEON; neoverse-n1: NEON with dot product; max: SVE and i8mm too).
+QEMU_CPUS = ("cortex-a35", "cortex-a53", "cortex-a57", "cortex-a72", "cortex-a76", "neoverse-n1", "a64fx", "max")
+
+
+@runtime_checkable
+class Target(Protocol):
+    """Where board_runner runs. label: for messages. emulated: latency is not hardware latency.
+
+    setup_hint: how to give this target onnxruntime. connect_error_status: the exit status meaning "never reached
+    the target" (ssh's 255), or None.
+    """
+
+    label: str
+    emulated: bool
+    setup_hint: str
+    connect_error_status: Optional[int]
+
+    def argv(self, python_args: Sequence[str]) -> list:
+        """The command that starts the target's Python with `python_args` (e.g. ``["-c", BOOTSTRAP]``)."""
+
+    def env(self) -> Optional[dict]:
+        """Environment for the local process that is started (None: inherit this one)."""
+
+    def check(self) -> None:
+        """Raise `SetupError` when the target cannot work at all (missing program, rootfs...), before starting it."""
+
+
+class LocalPython:
+    """A Python on this machine (used when shufflebench itself runs on the board, and in tests)."""
+
+    emulated = False
+    connect_error_status = None
+
+    def __init__(self, executable: str = sys.executable):
+        self.executable = str(executable)
+        self.label = f"local python {self.executable}"
+        self.setup_hint = f"install them: {shlex.quote(self.executable)} -m pip install onnxruntime numpy"
+
+    def argv(self, python_args: Sequence[str]) -> list:
+        return [self.executable, *python_args]
+
+    def env(self) -> Optional[dict]:
+        return None
+
+    def check(self) -> None:
+        if shutil.which(self.executable) is None:
+            raise SetupError(f"python {self.executable} does not exist or is not executable; pass a Python interpreter")
+
+
+class SshTarget:
+    """A board reached with the system ``ssh`` client, so ~/.ssh/config, keys, agents and jump hosts all apply.
+
+    host: an ssh destination (``user@board``, or a Host alias). port: None keeps ssh's own choice.
+    ssh_options: extra ssh arguments, verbatim (``("-i", "key", "-o", "ProxyJump=gw")``).
+    connect_timeout: seconds ssh waits for the connection. python: the board's interpreter, a name on the remote
+    PATH or a path (a leading ``~/`` is expanded by the remote shell).
+    ``BatchMode=yes`` makes ssh fail at once instead of asking for a password nobody will type.
+    """
+
+    emulated = False
+    connect_error_status = 255  # ssh's own failures (refused, no route, auth, host key) all exit 255
+
+    def __init__(
+        self,
+        host: str,
+        port: Optional[int] = None,
+        ssh_options: Sequence[str] = (),
+        connect_timeout: float = 10,
+        python: str = "python3",
+        ssh: str = "ssh",
+    ):
+        if not host or host.startswith("-") or any(c.isspace() for c in host):
+            raise UsageError(f"ssh host {host!r} is not a destination; give user@host, host or a ~/.ssh/config alias")
+        if port is not None and not (isinstance(port, int) and 0 < port < 65536):
+            raise UsageError(f"ssh port {port!r} is not allowed; allowed: 1 to 65535")
+        if not connect_timeout > 0:
+            raise UsageError(f"ssh connect_timeout={connect_timeout!r} is not allowed; allowed: seconds > 0")
+        if not python or any(c.isspace() for c in python):
+            raise UsageError(f"remote python {python!r} is not a program name or path without spaces")
+        self.host, self.port, self.python, self.ssh = host, port, python, ssh
+        self.ssh_options = tuple(str(o) for o in ssh_options)
+        self.connect_timeout = connect_timeout
+        self.label = host if port is None else f"{host}:{port}"
+        self.setup_hint = f"install them on {host}: {python} -m pip install onnxruntime numpy"
+
+    def _remote_python(self) -> str:
+        if self.python.startswith("~/"):
+            return "~/" + shlex.quote(self.python[2:])  # the unquoted ~/ lets the remote shell expand it
+        return shlex.quote(self.python)
+
+    def argv(self, python_args: Sequence[str]) -> list:
+        remote = " ".join([self._remote_python(), *(shlex.quote(a) for a in python_args)])
+        port = ["-p", str(self.port)] if self.port is not None else []
+        return [
+            self.ssh,
+            "-T",
+            "-o", "BatchMode=yes",
+            "-o", f"ConnectTimeout={max(1, math.ceil(self.connect_timeout))}",
+            *port,
+            *self.ssh_options,
+            "--",  # the host can never be read as an option, whatever it looks like
+            self.host,
+            remote,
+        ]
+
+    def env(self) -> Optional[dict]:
+        return None
+
+    def check(self) -> None:
+        if shutil.which(self.ssh) is None:
+            raise SetupError(f"ssh client {self.ssh!r} not found; install openssh-client")
+
+
+def default_rootfs() -> Path:
+    """The aarch64 rootfs for emulation: ``$SHUFFLEBENCH_ARM_ROOTFS``, else ``~/.cache/shufflebench/arm-rootfs``."""
+    configured = os.environ.get(ROOTFS_ENV)
+    if configured:
+        return Path(configured).expanduser()
+    return Path.home() / ".cache" / "shufflebench" / "arm-rootfs"
+
+
+def _rootfs_python(rootfs: Path) -> Optional[Path]:
+    found = sorted(
+        (p for p in (rootfs / "usr" / "bin").glob("python3.*") if re.fullmatch(r"python3\.\d+", p.name)),
+        key=lambda p: int(p.name.split(".")[1]),
+    )
+    return found[-1] if found else None
+
+
+class EmulatedArm:
+    """aarch64 CPython and onnxruntime from a Debian rootfs, run by qemu-user on this (x86-64) machine.
+
+    rootfs: made by scripts/setup-arm-emulation.sh (default `default_rootfs()`). qemu_cpu: the emulated core, one
+    of `QEMU_CPUS`; it decides which kernels onnxruntime picks, so match it to the target board.
+
+    onnxruntime crashes at import when it sees both the host's /sys/devices/system/cpu and the host's x86
+    /proc/cpuinfo; an empty tmpfs over /sys/devices/system/cpu in a private mount namespace (``unshare --mount``)
+    makes it read the emulated CPU's features through getauxval instead. Timings are emulated, never hardware.
+    """
+
+    emulated = True
+    connect_error_status = None
+
+    def __init__(self, rootfs=None, qemu_cpu: str = "cortex-a72", qemu: str = "qemu-aarch64-static"):
+        if qemu_cpu not in QEMU_CPUS:
+            raise UsageError(f"qemu cpu {qemu_cpu!r} is not offered; allowed: {allowed(QEMU_CPUS)}")
+        self.rootfs = Path(rootfs).expanduser() if rootfs is not None else default_rootfs()
+        self.qemu_cpu = qemu_cpu
+        self.qemu = qemu
+        self.label = f"emulated aarch64 ({qemu_cpu})"
+        self.setup_hint = f"run {SETUP_SCRIPT} (it installs onnxruntime and numpy into {self.rootfs})"
+
+    def argv(self, python_args: Sequence[str]) -> list:
+        python = _rootfs_python(self.rootfs)
+        unshare = ["unshare", "--mount"]
+        if os.geteuid() != 0:
+            unshare.append("--map-root-user")  # an unprivileged user namespace may mount a tmpfs in its own namespace
+        mount = 'mount -t tmpfs -o size=64k,mode=0555 shufflebench-nocpu /sys/devices/system/cpu && exec "$@"'
+        # -I: ignore PYTHON* variables and the user site: host paths there would load x86 extension modules.
+        return [*unshare, "--", "sh", "-c", mount, "sh", self.qemu, "-L", str(self.rootfs), str(python), "-I",
+                *python_args]
+
+    def env(self) -> Optional[dict]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        env["QEMU_CPU"] = self.qemu_cpu
+        env[environment.EMULATION_ENV] = "qemu-user"
+        return env
+
+    def check(self) -> None:
+        if not self.rootfs.is_dir() or _rootfs_python(self.rootfs) is None:
+            raise SetupError(f"no aarch64 rootfs with python3 at {self.rootfs}; run {SETUP_SCRIPT}")
+        for program in (self.qemu, "unshare"):
+            if shutil.which(program) is None:
+                raise SetupError(f"{program} not found; run {SETUP_SCRIPT}")
