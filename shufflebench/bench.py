@@ -148,9 +148,11 @@ class Suite:
         results = []
         for label in self.plan.zoo:
             model = _prepared(label, self.plan, self.device)
-            data = self._once(f"zoo-{_slug(model.short_label)}", lambda model=model: profile_model(
-                model, self.device, _policy(self.plan.profile_budget_s, self.plan)).to_dict())
-            results.append(ProfileResult.from_dict(data))
+
+            def measure(model: PreparedModel = model) -> dict[str, Any]:
+                return profile_model(model, self.device, _policy(self.plan.profile_budget_s, self.plan)).to_dict()
+
+            results.append(ProfileResult.from_dict(self._once(f"zoo-{_slug(model.short_label)}", measure)))
         return tuple(results)
 
     def v1_speedup(self) -> Comparison:
@@ -161,9 +163,12 @@ class Suite:
 
     def guidelines(self) -> tuple[GuidelineResults, ...]:
         policy = _policy(self.plan.guideline_budget_s, self.plan)
-        return tuple(GuidelineResults.from_dict(self._once(f"guidelines-{name}", lambda name=name: run_experiments(
-            self.device, policy, only=[name], widths=list(self.plan.guideline_widths)).to_dict()))
-            for name in EXPERIMENTS)
+
+        def measure(name: str) -> dict[str, Any]:
+            return run_experiments(self.device, policy, only=[name], widths=list(self.plan.guideline_widths)).to_dict()
+
+        return tuple(GuidelineResults.from_dict(self._once(f"guidelines-{name}", lambda: measure(name)))
+                     for name in EXPERIMENTS)
 
     def breakdowns(self) -> tuple[tuple[str, Breakdown], ...]:
         if self.device.backend != "onnxruntime":
@@ -228,7 +233,8 @@ def measure_fidelity(device: DeviceProfile, plan: Plan) -> Fidelity:
     for _ in range(plan.warmup):
         profiled.run_once()
         bare.run(None, feeds)
-    a, b = [], []
+    a: list[float] = []
+    b: list[float] = []
     deadline = time.perf_counter() + plan.profile_budget_s
     while time.perf_counter() < deadline or len(a) < 50:
         t0 = time.perf_counter()

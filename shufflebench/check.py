@@ -71,14 +71,14 @@ class Thresholds:
         return cls(**parsed)
 
 
-def load_thresholds(config: Path | None = None, project_dir: Path | None = None) -> Thresholds:
+def load_thresholds(config: Path | None = None) -> Thresholds:
     """Thresholds from ``config`` (a TOML file, its ``[tool.shufflebench]`` table or top-level keys), else from the
-    ``[tool.shufflebench]`` table of ``pyproject.toml`` in ``project_dir`` (the current directory), else defaults."""
+    ``[tool.shufflebench]`` table of ``pyproject.toml`` in the current directory, else defaults."""
     if config is not None:
         data = _read_toml(config)
         table = data.get("tool", {}).get("shufflebench", data) if "tool" in data else data
         return Thresholds.from_mapping(table, str(config))
-    pyproject = (project_dir or Path.cwd()) / "pyproject.toml"
+    pyproject = Path.cwd() / "pyproject.toml"
     if pyproject.is_file():
         table = _read_toml(pyproject).get("tool", {}).get("shufflebench", {})
         return Thresholds.from_mapping(table, f"{pyproject} [tool.shufflebench]")
@@ -96,8 +96,8 @@ def _read_toml(path: Path) -> dict:
 
 #: What a finding's value measures, by metric; the unit shown with it.
 METRICS = {
-    "mac_saving": "fraction of the layer's MAC an equal-width layer of the same FLOPs would save",
-    "mac_overhead": "extra MAC over the same layer at groups=1 with the same FLOPs, as a fraction",
+    "mac_saving": "fraction of the layer's MAC an equal-width layer of the same multiply-adds would save",
+    "mac_overhead": "extra MAC over the same layer at groups=1 with the same multiply-adds, as a fraction",
     "branches": "compute fragments at the same depth of a block",
     "fragments": "compute operators in a block",
     "elementwise_share": "share of the deployed MAC in element-wise operators",
@@ -235,7 +235,7 @@ def check(table: LayerTable, thresholds: Thresholds = Thresholds()) -> list[Find
             findings.append(Finding(
                 "G2", layer.name, "mac_overhead", overhead, thresholds.g2_max_overhead,
                 f"groups={layer.groups} in {layer.name} costs {overhead:.0%} more MAC than groups=1 at the same "
-                f"FLOPs; fewer groups (or a wider dense conv) would cut it",
+                f"multiply-adds; fewer groups (or a wider dense conv) would cut it",
             ))
     findings += [g3_finding(frag, thresholds) for frag in fragmentation(table)]
     share = elementwise_share(table, "deployed")

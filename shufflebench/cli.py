@@ -50,7 +50,7 @@ SAMPLING = {command: sampling(preset) for command, preset in SAMPLING_PRESETS.it
 
 class SortKey(str, Enum):
     order = "order"
-    flops = "flops"
+    madd = "madd"
     mac = "mac"
     params = "params"
 
@@ -207,12 +207,13 @@ def guidelines(
 @with_options(VARIANT, DEVICE, SAMPLING["baseline"])
 def baseline_save(
     models: ModelsArg = None,
-    output_file: Annotated[Path, typer.Option("--output", help="The baseline file to write (JSON, atomically).")] = ...,
     zoo: ZooOpt = False,
     config: ConfigOpt = None,
     latency: Annotated[bool, typer.Option("--latency/--no-latency", help="Also measure and store latency (used by "
                                           "`regress --baseline` only on a machine with the same fingerprint).")] = False,
-    *, variant: VariantOptions, device_options: DeviceOptions, sampling: SamplingPolicy,
+    *,
+    output_file: Annotated[Path, typer.Option("--output", help="The baseline file to write (JSON, atomically).")],
+    variant: VariantOptions, device_options: DeviceOptions, sampling: SamplingPolicy,
 ) -> None:
     """Store the exact proxies of models (and optionally their latency) with the environment, for CI."""
     from .check import load_thresholds

@@ -96,7 +96,7 @@ class DeviceProfile:
         """Inverse of `to_dict` (the profile as a result file recorded it; not validated like a profile file)."""
         values = {k: v for k, v in data.items() if k not in ("runnable", "emulated", "hardware", "ssh_options")}
         hardware = data.get("hardware")
-        return cls(**values, ssh_options=tuple(data.get("ssh_options", ())),
+        return cls(**values, ssh_options=tuple(data["ssh_options"]),
                    hardware=Hardware(**hardware) if hardware else None)
 
 

@@ -176,43 +176,63 @@ def _module_of(node) -> str:
     return parts[-2] if len(parts) >= 2 else ""
 
 
+class ShapeUnknown(Exception):
+    """An operand whose shape neither shape inference nor a run on zeros gave: its node is reported as unknown."""
+
+
 def _cost(node, shapes: _Shapes) -> OpCost | None:
-    """The cost of one node, or None for shape bookkeeping; KeyError for an unknown operator."""
+    """The cost of one node, or None for shape bookkeeping; KeyError for an unknown operator, `ShapeUnknown` for an
+    operand of unknown shape."""
     op = node.op_type
     ins = [shapes.get(n) for n in node.input]
     outs = [shapes.get(n) for n in node.output]
+
+    def inp(i: int) -> Tensor:
+        tensor = ins[i] if i < len(ins) else None
+        if tensor is None:
+            raise ShapeUnknown(f"input {i} of {node.name}")
+        return tensor
+
+    def out(i: int = 0) -> Tensor:
+        tensor = outs[i] if i < len(outs) else None
+        if tensor is None:
+            raise ShapeUnknown(f"output {i} of {node.name}")
+        return tensor
+
+    known_ins = tuple(t for t in ins if t is not None)
+    known_outs = tuple(t for t in outs if t is not None)
     tensors_in = tuple(t for t, name in zip(ins, node.input) if t is not None and name not in shapes.constants)
     attrs = _attrs(node)
     if op == "Conv":
-        return conv_cost(ins[0], ins[1], outs[0], bias=ins[2] if len(ins) > 2 else None,
+        return conv_cost(inp(0), inp(1), out(), bias=inp(2) if len(ins) > 2 else None,
                          stride=attrs.get("strides", [1, 1]), groups=attrs.get("group", 1))
     if op == "Gemm":
-        weight = ins[1] if attrs.get("transB", 0) else Tensor(tuple(reversed(ins[1].shape)), ins[1].dtype)
-        return linear_cost(ins[0], weight, outs[0], bias=ins[2] if len(ins) > 2 else None)
+        weight = inp(1) if attrs.get("transB", 0) else Tensor(tuple(reversed(inp(1).shape)), inp(1).dtype)
+        return linear_cost(inp(0), weight, out(), bias=inp(2) if len(ins) > 2 else None)
     if op == "MatMul":
         if node.input[1] in shapes.constants:
-            w = ins[1]
-            return linear_cost(ins[0], Tensor((w.shape[-1], w.shape[-2]), w.dtype), outs[0], bias=None)
-        return OpCost(OpKind.LINEAR, flops_madd=outs[0].numel * ins[0].shape[-1], reads=(ins[0], ins[1]), writes=(outs[0],))
+            w = inp(1)
+            return linear_cost(inp(0), Tensor((w.shape[-1], w.shape[-2]), w.dtype), out(), bias=None)
+        return OpCost(OpKind.LINEAR, flops_madd=out().numel * inp(0).shape[-1], reads=(inp(0), inp(1)),
+                      writes=(out(),))
     if op == "BatchNormalization":
-        return batch_norm_cost(ins[0], outs[0], channels=ins[0].shape[1], affine=True)
+        return batch_norm_cost(inp(0), out(), channels=inp(0).shape[1], affine=True)
     if op in _ACTIVATIONS:
-        return elementwise_cost(OpKind.ACTIVATION, tensors_in[:1], outs[0])
+        return elementwise_cost(OpKind.ACTIVATION, tensors_in[:1], out())
     if op in _ELEMENTWISE:
-        return elementwise_cost(_ELEMENTWISE[op], tuple(t for t in ins if t is not None), outs[0])
+        return elementwise_cost(_ELEMENTWISE[op], known_ins, out())
     if op in _POOLS:
-        return pool_cost(ins[0], outs[0], kernel=attrs.get("kernel_shape"), stride=attrs.get("strides"))
+        return pool_cost(inp(0), out(), kernel=attrs.get("kernel_shape"), stride=attrs.get("strides"))
     if op == "Concat":
-        if all(name in shapes.constants or shapes.get(name) is None or len(shapes.get(name).shape) <= 1
-               for name in node.input):
+        if all(name in shapes.constants or t is None or len(t.shape) <= 1 for name, t in zip(node.input, ins)):
             return None  # concatenating shape vectors
-        return copy_cost(OpKind.CONCAT, tuple(t for t in ins if t is not None), tuple(t for t in outs if t))
+        return copy_cost(OpKind.CONCAT, known_ins, known_outs)
     if op in ("Split", "Slice"):
-        return copy_cost(OpKind.SPLIT, tensors_in[:1], tuple(t for t in outs if t is not None))
+        return copy_cost(OpKind.SPLIT, tensors_in[:1], known_outs)
     if op == "Transpose":
         perm = list(attrs.get("perm", []))
         kind = OpKind.SHUFFLE if len(perm) == 5 and perm[:3] == [0, 2, 1] else OpKind.TRANSPOSE
-        return copy_cost(kind, tensors_in[:1], tuple(t for t in outs if t is not None))
+        return copy_cost(kind, tensors_in[:1], known_outs)
     if op in _VIEWS:
         return view_cost(_VIEWS[op])
     if op in _BOOKKEEPING:
@@ -238,7 +258,7 @@ def onnx_layer_table(path: Path, input_shape: tuple[int, ...]) -> LayerTable:
         except KeyError:
             unknown.append((node.op_type, 1))
             continue
-        except (AttributeError, TypeError, IndexError):  # shape inference could not resolve an operand
+        except ShapeUnknown:
             unknown.append((f"{node.op_type} (shape unknown)", 1))
             continue
         if cost is None:
@@ -246,8 +266,8 @@ def onnx_layer_table(path: Path, input_shape: tuple[int, ...]) -> LayerTable:
             continue
         params += cost.params
         sources = tuple(dict.fromkeys(producer_of[n] for n in node.input if n in producer_of))
-        inputs = tuple(shapes.get(n) for n in node.input if shapes.get(n) is not None and n not in shapes.constants)
-        outputs = tuple(shapes.get(n) for n in node.output if shapes.get(n) is not None)
+        inputs = tuple(t for n in node.input if (t := shapes.get(n)) is not None and n not in shapes.constants)
+        outputs = tuple(t for n in node.output if (t := shapes.get(n)) is not None)
         drafts.append(RowDraft(_module_of(node), node.op_type, cost, sources, inputs, outputs))
         for name in node.output:
             producer_of[name] = len(drafts) - 1

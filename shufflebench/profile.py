@@ -69,7 +69,7 @@ class ProfileResult:
     @property
     def warnings(self) -> tuple[str, ...]:
         """What limits trust in the latency: the measurement's warnings, then the environment's."""
-        return (*self.measurement.warnings, *self.environment.get("warnings", ()))
+        return (*self.measurement.warnings, *self.environment["warnings"])
 
     def to_dict(self) -> dict[str, Any]:
         """The machine-readable result (what ``--format json`` prints and ``--output`` writes)."""

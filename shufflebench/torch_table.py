@@ -14,18 +14,8 @@ from typing import Any, Callable
 
 from .errors import SetupError
 from .layer_table import Coverage, LayerTable, RowDraft, finish_table, merge_unknown
-from .ops import (
-    OpCost,
-    OpKind,
-    Tensor,
-    batch_norm_cost,
-    conv_cost,
-    copy_cost,
-    elementwise_cost,
-    linear_cost,
-    pool_cost,
-    view_cost,
-)
+from .ops import OpCost, OpKind, Tensor, batch_norm_cost, conv_cost, copy_cost, elementwise_cost, linear_cost
+from .ops import pool_cost, view_cost
 
 #: Operators that compute shapes, not tensors: no row, no cost.
 SHAPE_BOOKKEEPING = (

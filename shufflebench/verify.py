@@ -25,8 +25,12 @@ def reference_for(model: PreparedModel, device: DeviceProfile) -> Any | None:
     return model.onnxruntime_output
 
 
-def check_outputs(label: str, expected: Any, actual: Any, *, rtol: float = 1e-3, atol: float = 1e-4) -> None:
-    """Refuse a measurement whose outputs disagree with the reference: |a - e| <= atol + rtol * max|e|."""
+RTOL = 1e-3  # of the reference's largest magnitude
+ATOL = 1e-4
+
+
+def check_outputs(label: str, expected: Any, actual: Any) -> None:
+    """Refuse a measurement whose outputs disagree with the reference: |a - e| <= ATOL + RTOL * max|e|."""
     import numpy as np
 
     expected = np.asarray(expected, dtype=np.float64)
@@ -35,7 +39,7 @@ def check_outputs(label: str, expected: Any, actual: Any, *, rtol: float = 1e-3,
         raise MeasurementError(f"{label}: output shape {actual.shape} differs from torch's {expected.shape}")
     scale = float(np.max(np.abs(expected))) if expected.size else 0.0
     worst = float(np.max(np.abs(actual - expected))) if expected.size else 0.0
-    if not worst <= atol + rtol * scale:
+    if not worst <= ATOL + RTOL * scale:
         raise MeasurementError(
             f"{label}: outputs disagree with torch (max abs difference {worst:.3g} against output scale "
             f"{scale:.3g}); not timing a model that computes something else"

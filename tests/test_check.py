@@ -87,10 +87,13 @@ def test_g4_finding_for_g4_micro_network_with_relu_and_shortcut():
     assert with_both > without
 
 
-def test_thresholds_from_pyproject(tmp_path):
+def test_thresholds_from_pyproject(tmp_path, monkeypatch):
     (tmp_path / "pyproject.toml").write_text("[tool.shufflebench]\ng3_max_branches = 4\n")
-    assert load_thresholds(project_dir=tmp_path).g3_max_branches == 4
-    assert load_thresholds(project_dir=tmp_path / "nowhere") == Thresholds()
+    monkeypatch.chdir(tmp_path)
+    assert load_thresholds().g3_max_branches == 4
+    (tmp_path / "nowhere").mkdir()
+    monkeypatch.chdir(tmp_path / "nowhere")
+    assert load_thresholds() == Thresholds()
 
 
 @pytest.mark.parametrize("text, message", [

@@ -56,7 +56,21 @@ def test_count_table_shows_units_coverage_and_paper():
     result = invoke("count", "v2")
     assert result.exit_code == 0
     assert "M" in result.stdout and "coverage:" in result.stdout and "0 unknown" in result.stdout
-    assert "Table 5" in result.stdout
+    assert "Table 5" in result.stdout and ": agrees --" in result.stdout
+
+
+def test_a_count_outside_a_figures_tolerance_is_said_to_disagree():
+    from dataclasses import replace
+
+    from shufflebench.models import resolve_model
+    from shufflebench.prepared import PreparedModel
+    from shufflebench.report.count import paper_comparison, published_figures
+
+    model = PreparedModel(resolve_model("v2"))
+    (figure,) = published_figures(model)  # Table 5: 146M multiply-adds within 1.5%, 2.3M params
+    assert paper_comparison(figure, model.layer_table)["agrees"] is True  # 144.9M, 2.28M
+    strict = replace(figure, tolerance=0.001, params=None)  # 144.9M is 0.7% off 146M
+    assert paper_comparison(strict, model.layer_table)["agrees"] is False
 
 
 def test_count_table_per_layer_fits_100_columns():
@@ -167,3 +181,13 @@ def test_help_lists_commands():
     assert result.exit_code == 0
     for command in ("list", "count", "check"):
         assert command in result.stdout
+
+
+@pytest.mark.parametrize("command, budget", [("profile", "10.0"), ("compare", "10.0"), ("guidelines", "3.0"),
+                                             ("regress", "5.0"), ("baseline save", "10.0")])
+def test_budget_means_seconds_per_model_in_every_command(command, budget):
+    # One declaration of the sampling options; each command's default comes from its preset in options.py.
+    result = runner.invoke(app, [*command.split(), "--help"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0
+    line = next(line for line in result.stdout.splitlines() if "--budget" in line)
+    assert "Seconds of timing PER MODEL" in line and f"[default: {budget}]" in line

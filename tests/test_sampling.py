@@ -13,6 +13,7 @@ from shufflebench.measure.sampling import (
     Samples,
     SamplingPolicy,
     collect,
+    collect_interleaved,
     dependence_factor,
     dependent_median_ci_ranks,
     median_ci,
@@ -205,6 +206,19 @@ def test_very_noisy_run_stops_on_budget_counting_warmups():
     assert spent >= policy.budget_s
     assert spent - samples.samples_s[-1] < policy.budget_s
     assert samples.elapsed_s == pytest.approx(spent, rel=1e-9)
+
+
+def test_the_budget_is_per_model_when_models_are_interleaved():
+    # Three models of 10 ms each, far too noisy to reach the target: a 0.5 s budget per model ends the interleaved
+    # run once 1.5 s (3 x 0.5 s) are spent, at the first round that crosses it, so ~50 rounds of three runs.
+    clock = FakeClock(noisy(10e-3, 0.5, seed=6))
+    policy = SamplingPolicy(warmup_runs=0, min_runs=5, budget_s=0.5, min_time_s=0.0)
+    samples = collect_interleaved([clock.run_once] * 3, policy, clock=clock)
+    assert {s.stop_reason for s in samples} == {"budget"}
+    spent = sum(sum(s.samples_s) for s in samples)
+    last_round = sum(s.samples_s[-1] for s in samples)
+    assert spent >= 1.5 > spent - last_round
+    assert samples[0].elapsed_s == pytest.approx(spent, rel=1e-9)
 
 
 def test_max_runs_ends_a_noisy_run():

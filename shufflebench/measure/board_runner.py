@@ -42,8 +42,8 @@ import traceback
 try:
     from . import environment, sampling
 except ImportError:  # shipped flat to a board: the siblings are top-level modules there
-    import environment  # type: ignore[no-redef]
-    import sampling  # type: ignore[no-redef]
+    import environment  # type: ignore[no-redef, import-not-found]
+    import sampling  # type: ignore[no-redef, import-not-found]
 
 SCHEMA = 1
 ERROR_EXIT = 2
@@ -93,7 +93,7 @@ class RunnerError(Exception):
         self.message = message
 
 
-def _one_line(text: str, limit: int = 400) -> str:
+def _one_line(text: object, limit: int = 400) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -298,7 +298,7 @@ def open_model(request: dict) -> OpenModel:
 def _first_outputs(models: list, check) -> list:
     """Each model's outputs for its seeded inputs (when asked), from one run BEFORE any timing, so a caller's
     ``check(index, {name: array})`` can refuse a model that computes something else before it is timed."""
-    outputs = []
+    outputs: list = []
     for index, model in enumerate(models):
         if not model.request["return_outputs"]:
             outputs.append(None)
@@ -317,7 +317,7 @@ def _result(model: OpenModel, samples, outputs) -> dict:
     """The JSON-able answer for one measured model (see `run`)."""
     request, session = model.request, model.session
     names = [p if isinstance(p, str) else p[0] for p in request["providers"]]
-    result = {"schema": SCHEMA}
+    result: dict = {"schema": SCHEMA}
     result.update(samples.to_dict())
     result.update(
         {

@@ -113,7 +113,7 @@ def cpu_model(pairs: list) -> str | None:
             known = ARM_PARTS.get(part) if implementer in (None, "0x41") else None
             parts.append(known or f"implementer {implementer} part {part}")
     if parts:
-        counts = {}
+        counts: dict[str, int] = {}
         for name in parts:
             counts[name] = counts.get(name, 0) + 1
         return " + ".join(f"{name} x{count}" for name, count in counts.items())

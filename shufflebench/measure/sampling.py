@@ -142,7 +142,7 @@ class Samples:
             warmup_s=tuple(float(x) for x in data["warmup_s"]),
             stop_reason=data["stop_reason"],
             policy=SamplingPolicy.from_dict(data["policy"]),
-            elapsed_s=float(data.get("elapsed_s", math.nan)),
+            elapsed_s=float(data["elapsed_s"]),
         )
 
 
@@ -331,7 +331,7 @@ def collect_interleaved(
             run_onces[which]()
             into[which].append(clock() - before)
 
-    warmups = [[] for _ in range(count)]
+    warmups: list[list[float]] = [[] for _ in range(count)]
     for r in range(policy.warmup_runs):
         one_round(r, warmups)
         if on_progress is not None:

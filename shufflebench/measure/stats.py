@@ -181,9 +181,9 @@ class Measurement:
         """Inverse of `to_dict`: rebuilds from the raw samples; the derived keys are recomputed, not trusted."""
         return cls(
             samples_s=tuple(x / _MS for x in data["samples_ms"]),
-            warmup_s=tuple(x / _MS for x in data.get("warmup_ms", ())),
+            warmup_s=tuple(x / _MS for x in data["warmup_ms"]),
             stop_reason=data["stop_reason"],
-            policy=SamplingPolicy.from_dict(data.get("policy", {})),
+            policy=SamplingPolicy.from_dict(data["policy"]),
         )
 
     def __repr__(self) -> str:

@@ -244,12 +244,11 @@ def _regress(candidates: Sequence[PreparedModel], device: DeviceProfile, policy:
         judgement, environment = measure_pair(candidates[0], against, device, policy, settings,
                                               on_progress=on_progress)
         emulated = bool(environment.get("emulated"))
-        entry = models[0]
-        names = {}
+        entry = replace(models[0], latency=judgement)
         if baseline is not None:
-            names = {"baseline": f"{against.label} (latency); {entry.baseline} (proxies)",
-                     "baseline_short": f"{against.short_label} (latency); {entry.baseline_short} (proxies)"}
-        models[0] = replace(entry, latency=judgement, **names)
+            entry = replace(entry, baseline=f"{against.label} (latency); {entry.baseline} (proxies)",
+                            baseline_short=f"{against.short_label} (latency); {entry.baseline_short} (proxies)")
+        models[0] = entry
     elif settings.latency and baseline is not None:
         models, environment = _stored_latency(models, candidates, baseline, device, policy, settings, warnings,
                                               status, on_progress)

@@ -187,7 +187,7 @@ class RevisionRef(ModelRef):
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)  # the same seeded weights as ModelRef.build, so equal code gives equal weights
-            return build_at(str(self.target), Path(self.import_root), self.label, self.repo).eval()
+            return build_at(str(self.target), Path(str(self.import_root)), self.label, self.repo).eval()
 
 
 def revision_ref(target: str, input_shape: tuple[int, ...], worktree: Worktree) -> RevisionRef:

@@ -298,10 +298,10 @@ def _finding_key(finding: dict[str, Any]) -> str:
 
 
 def compare_records(baseline: dict[str, Any], candidate: dict[str, Any], *, baseline_context: dict[str, Any],
-                    candidate_context: dict[str, Any], name: str | None = None) -> tuple[list[Change], list[str]]:
-    """Every exact difference between two model records, and notes on what could not be compared (kernel counts
-    made under another onnxruntime, torch or CPU). ``name`` labels the changes (default: the candidate's label)."""
-    model = name or candidate["label"]
+                    candidate_context: dict[str, Any]) -> tuple[list[Change], list[str]]:
+    """Every exact difference between two model records, labelled with the candidate's label, and notes on what
+    could not be compared (kernel counts made under another onnxruntime, torch or CPU)."""
+    model = candidate["label"]
     changes: list[Change] = []
     notes: list[str] = []
     for proxy in COUNT_PROXIES:
@@ -329,7 +329,7 @@ def compare_records(baseline: dict[str, Any], candidate: dict[str, Any], *, base
         before_k, after_k = baseline["kernels"].get(level, {}), candidate["kernels"].get(level, {})
         if before_k.get("total") != after_k.get("total"):
             changes.append(Change(model, f"kernels.{level}", before_k.get("total"), after_k.get("total")))
-        before_ops, after_ops = before_k.get("by_op", {}), after_k.get("by_op", {})
+        before_ops, after_ops = before_k["by_op"], after_k["by_op"]
         for op in sorted(set(before_ops) | set(after_ops)):
             if before_ops.get(op, 0) != after_ops.get(op, 0):
                 changes.append(Change(model, f"kernels.{level}[{op}]", before_ops.get(op, 0), after_ops.get(op, 0)))

@@ -26,7 +26,10 @@ def _overhead(data: Breakdown) -> str:
     return text
 
 
-def top_kernels(data: Breakdown, count: int = 8) -> list[tuple[str, ...]]:
+TOP_KERNELS = 8  # the slowest kernels listed under the categories
+
+
+def top_kernels(data: Breakdown, count: int = TOP_KERNELS) -> list[tuple[str, ...]]:
     """The slowest executed kernels: name, op, category, share of kernel time, and the exported nodes each covers."""
     total = data.node_time_us or 1.0
     ranked = sorted(data.kernels, key=lambda k: k.time_us, reverse=True)[:count]
@@ -34,7 +37,7 @@ def top_kernels(data: Breakdown, count: int = 8) -> list[tuple[str, ...]]:
              ", ".join(c.rsplit("/", 1)[-1] for c in k.covers) or "(inserted)") for k in ranked]
 
 
-def render_breakdown(data: Breakdown, title: str = "", top: int = 8) -> Group:
+def render_breakdown(data: Breakdown, title: str = "") -> Group:
     """Share of kernel time next to share of multiply-adds and of deployed MAC, per operator category; then the
     slowest kernels with the exported nodes each one covers (fusions made visible)."""
     table = Table(title=title or None, title_justify="left", show_header=True, header_style="bold")
@@ -42,11 +45,11 @@ def render_breakdown(data: Breakdown, title: str = "", top: int = 8) -> Group:
         table.add_column(header, justify="left" if i == 0 else "right")
     for row in _rows(data):
         table.add_row(*row)
-    kernels = Table(title=f"slowest {top} kernels", title_justify="left", show_header=True, header_style="bold")
+    kernels = Table(title=f"slowest {TOP_KERNELS} kernels", title_justify="left", show_header=True, header_style="bold")
     for header, width in (("kernel", 34), ("op", 12), ("category", 14), ("time", None), ("covers", 24)):
         kernels.add_column(header, max_width=width, overflow="ellipsis" if header == "kernel" else "fold",
                            no_wrap=header == "kernel", justify="right" if header == "time" else "left")
-    for row in top_kernels(data, top):
+    for row in top_kernels(data):
         kernels.add_row(*row)
     return Group(table, Text(_overhead(data), style="dim"), kernels)
 

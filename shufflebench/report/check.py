@@ -8,7 +8,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from ..check import COUNT_METRICS, GUIDELINES, CheckResult, Finding
+from ..check import COUNT_METRICS, GUIDELINES, METRICS, CheckResult, Finding
 
 
 def _value(finding: Finding, value: float) -> str:
@@ -37,4 +37,6 @@ def render_check(result: CheckResult, *, show_all: bool = False, top: int | None
             table.add_row(f.guideline + ("!" if f.above else ""), f.metric.replace("_", " "), _value(f, f.value),
                           _value(f, f.threshold), f.message)
         parts.append(table)
+        for metric in sorted({f.metric for f in rows}):
+            parts.append(Text(f"{metric.replace('_', ' ')}: {METRICS[metric]}", style="dim"))
     return Group(*parts)

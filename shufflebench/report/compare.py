@@ -126,7 +126,7 @@ def plot_compare(comparison: Comparison, path: str | Path) -> Path:
             right.errorbar(model.theoretical_speedup, speed.estimate, yerr=_yerr(speed.estimate, (speed.low, speed.high)),
                            fmt="o", capsize=3, label=model.result.model.short_label)
     limit = max([1.0] + [max(m.theoretical_speedup or 1, m.actual_speedup.high) for m in comparison.models])
-    right.plot([0, limit * 1.1], [0, limit * 1.1], "k--", linewidth=0.8, label="y = x (FLOPs tell all)")
+    right.plot([0, limit * 1.1], [0, limit * 1.1], "k--", linewidth=0.8, label="y = x (multiply-adds tell all)")
     left.set(xlabel="multiply-adds (M)", ylabel="median latency (ms)", title=f"latency on {comparison.device.name}")
     right.set(xlabel="theoretical speedup (multiply-adds)", ylabel="actual speedup (latency)",
               title=f"against {comparison.baseline.split(':')[0]}")

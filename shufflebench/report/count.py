@@ -13,19 +13,16 @@ from rich.text import Text
 from ..cost import final_fc_madd
 from ..layer_table import LayerTable
 from ..prepared import PreparedModel
+from ..zoo.papers import PaperFigure, figures_for
 from .units import binary_bytes, shape, si
 
 COUNT_SCHEMA = "shufflebench.count/1"
-_SORT_FIELDS = {"flops": "flops_madd", "mac": "mac_bytes", "params": "params"}
+_SORT_FIELDS = {"madd": "flops_madd", "mac": "mac_bytes", "params": "params"}
 
 
-def published_figures(model: PreparedModel) -> list[Any]:
+def published_figures(model: PreparedModel) -> list[PaperFigure]:
     """The papers' published figures for this exact variant (none for your own models)."""
-    if model.ref.spec is None:
-        return []
-    from ..zoo.papers import figures_for
-
-    return figures_for(model.ref.spec)
+    return figures_for(model.ref.spec) if model.ref.spec is not None else []
 
 
 def count_data(model: PreparedModel, *, per_layer: bool) -> dict[str, Any]:
@@ -78,7 +75,7 @@ def render_count(data: dict[str, Any], *, sort: str = "order", top: int | None =
     if data["other_ops"]:
         others = ", ".join(f"{kind} {si(n)}" for kind, n in sorted(data["other_ops"].items()))
         parts.append(Text(f"not in multiply-adds (element ops): {others}"))
-    for figure in data.get("paper", []):
+    for figure in data["paper"]:
         parts.append(Text(_paper_line(figure), style="cyan"))
     if "layers" in data:
         parts.append(_layer_table(data["layers"], sort, top, data))
@@ -91,7 +88,7 @@ def render_count(data: dict[str, Any], *, sort: str = "order", top: int | None =
     return Group(*parts)
 
 
-def figure_dict(figure: Any) -> dict[str, Any]:
+def figure_dict(figure: PaperFigure) -> dict[str, Any]:
     """A published figure as plain data (its variant as a mapping)."""
     return {
         "model": figure.model,
@@ -105,23 +102,28 @@ def figure_dict(figure: Any) -> dict[str, Any]:
     }
 
 
-def paper_comparison(figure: Any, table: LayerTable) -> dict[str, Any]:
-    """A published figure next to this count, like with like: when the paper leaves the final FC out, so do we."""
+def paper_comparison(figure: PaperFigure, table: LayerTable) -> dict[str, Any]:
+    """A published figure next to this count, like with like (when the paper leaves the final FC out, so do we), and
+    whether the count agrees with it within the figure's stated tolerance (``agrees``)."""
     entry = figure_dict(figure)
-    ours = table.flops_madd - (final_fc_madd(table) if entry.get("excludes_fc") else 0)
+    ours = table.flops_madd - (final_fc_madd(table) if figure.excludes_fc else 0)
     entry["counted_flops_madd"] = ours
-    entry["flops_madd_deviation"] = ours / entry["flops_madd"] - 1 if entry["flops_madd"] else None
-    if entry.get("params"):
-        entry["params_deviation"] = table.params / entry["params"] - 1
+    entry["flops_madd_deviation"] = ours / figure.flops_madd - 1
+    agrees = abs(ours - figure.flops_madd) <= figure.flops_allowance
+    if figure.params is not None and figure.params_allowance is not None:
+        entry["params_deviation"] = table.params / figure.params - 1
+        agrees = agrees and abs(table.params - figure.params) <= figure.params_allowance
+    entry["agrees"] = agrees
     return entry
 
 
 def _paper_line(figure: dict) -> str:
     text = f"paper: {si(figure['flops_madd'])} multiply-adds ({figure['flops_madd_deviation']:+.1%} here"
-    text += ", final FC left out like the paper)" if figure.get("excludes_fc") else ")"
-    if figure.get("params"):
+    text += ", final FC left out like the paper)" if figure["excludes_fc"] else ")"
+    if figure["params"]:
         text += f", {si(figure['params'])} params ({figure['params_deviation']:+.1%} here)"
-    return f"{text} -- {figure['source']}"
+    verdict = "agrees" if figure["agrees"] else "DISAGREES beyond the figure's tolerance"
+    return f"{text}: {verdict} -- {figure['source']}"
 
 
 def _layer_table(layers: list[dict], sort: str, top: int | None, data: dict) -> Table:

@@ -29,7 +29,7 @@ def _settings_line(result: RegressResult) -> str:
 
 def latency_rows(result: RegressResult) -> list[tuple[str, ...]]:
     """(candidate, baseline, candidate ms, baseline ms, ratio, CI, MDE, rounds, verdict) per measured pair."""
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for entry in result.models:
         latency = entry.latency
         if latency is None:
@@ -79,9 +79,9 @@ def _changes_table(result: RegressResult) -> Table:
     table = Table(show_header=True, header_style="bold", title=f"exact proxies: {count} change"
                   f"{'s' if count != 1 else ''}", title_justify="left")
     # Widths that keep a 100-column terminal readable: numbers fit whole, long names and findings fold.
-    for name, justify, width in (("model", "left", 18), ("proxy", "left", 30), ("baseline", "right", 15),
-                                 ("candidate", "right", 15), ("change", "right", None)):
-        table.add_column(name, justify=justify, overflow="fold", max_width=width, no_wrap=width is None)
+    for name, width in (("model", 18), ("proxy", 30), ("baseline", 15), ("candidate", 15), ("change", None)):
+        table.add_column(name, justify="left" if name in ("model", "proxy") else "right", overflow="fold",
+                         max_width=width, no_wrap=width is None)
     for row in change_rows(result):
         table.add_row(*(Text(cell) for cell in row))
     return table
@@ -118,11 +118,10 @@ def render_regress(result: RegressResult) -> Group:
     rows = latency_rows(result)
     if rows:
         table = Table(show_header=True, header_style="bold", title="latency (interleaved)", title_justify="left")
-        for name, justify in (("candidate", "left"), ("baseline", "left"), ("cand. ms", "right"),
-                              ("base ms", "right"), ("ratio", "right"), ("CI", "right"), ("MDE", "right"),
-                              ("rounds", "right"), ("verdict", "left")):
-            wrap = name in ("candidate", "baseline")
-            table.add_column(name, justify=justify, overflow="fold", no_wrap=not wrap)
+        for name in ("candidate", "baseline", "cand. ms", "base ms", "ratio", "CI", "MDE", "rounds", "verdict"):
+            text = name in ("candidate", "baseline", "verdict")
+            table.add_column(name, justify="left" if text else "right", overflow="fold",
+                             no_wrap=name not in ("candidate", "baseline"))
         for row in rows:
             table.add_row(*(Text(cell) for cell in row))
         parts.append(table)
@@ -140,8 +139,8 @@ def render_regress(result: RegressResult) -> Group:
         parts.append(Text(f"warning: {warning}", style="yellow"))
     parts.append(Text(f"{environment_line(result.environment)}, fingerprint {result.fingerprint}", style="dim"))
     outcome = result.outcome
-    text = "FAIL: " + "; ".join(outcome.reasons) if outcome.regression else "PASS: no regression"
-    parts.append(Text(text, style="bold red" if outcome.regression else "bold green"))
+    verdict = "FAIL: " + "; ".join(outcome.reasons) if outcome.regression else "PASS: no regression"
+    parts.append(Text(verdict, style="bold red" if outcome.regression else "bold green"))
     return Group(*parts)
 
 

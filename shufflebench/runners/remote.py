@@ -139,7 +139,7 @@ def run_remote(target: Target, model_path: Path | Sequence[Path], request: dict,
         message = re.sub(
             r"\S*shufflebench-[^/\s]+/(model(?:_(\d+))?\.onnx)",
             lambda m: str(paths[int(m.group(2) or 0)]) if int(m.group(2) or 0) < len(paths) else m.group(0),
-            str(error.get("message", "")),
+            str(error["message"]),
         )
         kind, message = error.get("kind"), _clip(message)
         if kind == "missing_onnxruntime":

@@ -38,10 +38,17 @@ class Target(Protocol):
     the target" (ssh's 255), or None.
     """
 
-    label: str
-    emulated: bool
-    setup_hint: str
-    connect_error_status: Optional[int]
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def emulated(self) -> bool: ...
+
+    @property
+    def setup_hint(self) -> str: ...
+
+    @property
+    def connect_error_status(self) -> Optional[int]: ...
 
     def argv(self, python_args: Sequence[str]) -> list:
         """The command that starts the target's Python with `python_args` (e.g. ``["-c", BOOTSTRAP]``)."""

@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import allowed
 from .registry import ModelSpec
 
-_REQUIRED = {
+_REQUIRED: dict[str, type | tuple[type, ...]] = {
     "model": str,
     "variant": dict,
     "flops_madd": (int, float),
@@ -26,7 +26,7 @@ _REQUIRED = {
     "excludes_fc": bool,
     "source": str,
 }
-_OPTIONAL = {"params": (int, float), "params_tolerance": (int, float), "note": str}
+_OPTIONAL: dict[str, type | tuple[type, ...]] = {"params": (int, float), "params_tolerance": (int, float), "note": str}
 
 
 @dataclass(frozen=True)

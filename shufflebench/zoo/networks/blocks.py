@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import torch
 from torch import nn
@@ -96,6 +96,34 @@ class ChannelSplit(nn.Module):
 
     def extra_repr(self) -> str:
         return f"parts={self.parts}"
+
+
+class ShuffleStages(nn.Module):
+    """The trunk both ShuffleNets share: conv1 (3x3, stride 2) and a 3x3 max pool, then stages ``stage2``,
+    ``stage3``... of units, each from ``make_unit(stage, unit, in_channels, out_channels)`` (the first unit of a
+    stage takes the previous stage's channels). ``out_channels`` is the last stage's width."""
+
+    def __init__(self, conv1_channels: int, stage_channels: Iterable[int], stage_repeats: Iterable[int],
+                 make_unit: Callable[[int, int, int, int], nn.Module]) -> None:
+        super().__init__()
+        self.conv1 = conv_bn(3, conv1_channels, kernel_size=3, stride=2, act="relu")
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.stage_names: tuple[str, ...] = ()
+        in_channels = conv1_channels
+        for index, (channels, repeats) in enumerate(zip(stage_channels, stage_repeats)):
+            units = [make_unit(index, i, in_channels if i == 0 else channels, channels) for i in range(repeats)]
+            name = f"stage{index + 2}"
+            self.add_module(name, nn.Sequential(*units))
+            self.stage_names += (name,)
+            in_channels = channels
+        self.out_channels = in_channels
+
+    def stages(self, x: torch.Tensor) -> torch.Tensor:
+        """conv1, max pool and every stage."""
+        x = self.maxpool(self.conv1(x))
+        for name in self.stage_names:
+            x = getattr(self, name)(x)
+        return x
 
 
 def round_to_multiple(value: float, multiple: int, *, minimum: int | None = None) -> int:

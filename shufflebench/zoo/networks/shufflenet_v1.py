@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from ..registry import Option, register_model
-from .blocks import ChannelShuffle, check_choice, check_minimum, conv_bn, resolution_option, rgb_input, round_to_multiple
+from .blocks import ChannelShuffle, ShuffleStages, check_choice, check_minimum, conv_bn, resolution_option, rgb_input
+from .blocks import round_to_multiple
 
 # Table 1: stage-2 output channels of ShuffleNet 1x for each group count; stages 3 and 4 double it.
 STAGE2_CHANNELS = {1: 144, 2: 200, 3: 240, 4: 272, 8: 384}
@@ -55,7 +56,7 @@ class ShuffleUnitV1(nn.Module):
         return self.relu(torch.cat((self.shortcut(x), y), dim=1))
 
 
-class ShuffleNetV1(nn.Module):
+class ShuffleNetV1(ShuffleStages):
     """ShuffleNet V1 from a stage table: ``stage_channels`` (stages 2-4) and ``stage_repeats``."""
 
     def __init__(
@@ -67,34 +68,17 @@ class ShuffleNetV1(nn.Module):
         stage_repeats: tuple[int, ...] = STAGE_REPEATS,
         num_classes: int = 1000,
     ) -> None:
-        super().__init__()
-        self.conv1 = conv_bn(3, conv1_channels, kernel_size=3, stride=2, act="relu")
-        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        self.stage_names: tuple[str, ...] = ()
-        in_channels = conv1_channels
-        for index, (channels, repeats) in enumerate(zip(stage_channels, stage_repeats)):
-            units = [
-                ShuffleUnitV1(
-                    in_channels if i == 0 else channels,
-                    channels,
-                    groups=groups,
-                    stride=2 if i == 0 else 1,
-                    grouped_pw1=not (index == 0 and i == 0),
-                )
-                for i in range(repeats)
-            ]
-            name = f"stage{index + 2}"
-            self.add_module(name, nn.Sequential(*units))
-            self.stage_names += (name,)
-            in_channels = channels
+        def unit(stage: int, index: int, in_channels: int, out_channels: int) -> nn.Module:
+            # The paper: no group convolution on stage 2's first pointwise layer (its input has few channels).
+            return ShuffleUnitV1(in_channels, out_channels, groups=groups, stride=2 if index == 0 else 1,
+                                 grouped_pw1=not (stage == 0 and index == 0))
+
+        super().__init__(conv1_channels, stage_channels, stage_repeats, unit)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(in_channels, num_classes)
+        self.fc = nn.Linear(self.out_channels, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.conv1(x))
-        for name in self.stage_names:
-            x = getattr(self, name)(x)
-        return self.fc(torch.flatten(self.avgpool(x), 1))
+        return self.fc(torch.flatten(self.avgpool(self.stages(x)), 1))
 
 
 def shufflenet_v1_channels(groups: int, width: float) -> tuple[int, tuple[int, int, int]]:

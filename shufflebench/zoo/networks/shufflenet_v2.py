@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from ..registry import Option, register_model
-from .blocks import ChannelShuffle, ChannelSplit, check_choice, check_minimum, conv_bn, resolution_option, rgb_input
+from .blocks import ChannelShuffle, ChannelSplit, ShuffleStages, check_choice, check_minimum, conv_bn
+from .blocks import resolution_option, rgb_input
 
 # Table 5: output channels of stages 2, 3, 4 and conv5 for each width; conv1 has 24 at every width.
 STAGE_CHANNELS = {
@@ -32,6 +33,7 @@ class ShuffleUnitV2(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, *, stride: int) -> None:
         super().__init__()
         half = out_channels // 2
+        self.split: ChannelSplit | None
         if stride == 1:
             self.split = ChannelSplit(2)
             self.branch1 = None
@@ -54,11 +56,12 @@ class ShuffleUnitV2(nn.Module):
             kept, x2 = self.split(x)
             out = torch.cat((kept, self.branch2(x2)), dim=1)
         else:
+            assert self.branch1 is not None  # a downsampling unit has both branches
             out = torch.cat((self.branch1(x), self.branch2(x)), dim=1)
         return self.shuffle(out)
 
 
-class ShuffleNetV2(nn.Module):
+class ShuffleNetV2(ShuffleStages):
     """ShuffleNet V2 from a stage table: ``stage_channels`` = (stage2, stage3, stage4, conv5)."""
 
     def __init__(
@@ -69,31 +72,18 @@ class ShuffleNetV2(nn.Module):
         conv1_channels: int = CONV1_CHANNELS,
         num_classes: int = 1000,
     ) -> None:
-        super().__init__()
         *stages, conv5 = stage_channels
-        self.conv1 = conv_bn(3, conv1_channels, kernel_size=3, stride=2, act="relu")
-        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        self.stage_names: tuple[str, ...] = ()
-        in_channels = conv1_channels
-        for index, (channels, repeats) in enumerate(zip(stages, stage_repeats)):
-            units = [
-                ShuffleUnitV2(in_channels if i == 0 else channels, channels, stride=2 if i == 0 else 1)
-                for i in range(repeats)
-            ]
-            name = f"stage{index + 2}"
-            self.add_module(name, nn.Sequential(*units))
-            self.stage_names += (name,)
-            in_channels = channels
-        self.conv5 = conv_bn(in_channels, conv5, kernel_size=1, act="relu")
+
+        def unit(stage: int, index: int, in_channels: int, out_channels: int) -> nn.Module:
+            return ShuffleUnitV2(in_channels, out_channels, stride=2 if index == 0 else 1)
+
+        super().__init__(conv1_channels, stages, stage_repeats, unit)
+        self.conv5 = conv_bn(self.out_channels, conv5, kernel_size=1, act="relu")
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(conv5, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.conv1(x))
-        for name in self.stage_names:
-            x = getattr(self, name)(x)
-        x = self.conv5(x)
-        return self.fc(torch.flatten(self.avgpool(x), 1))
+        return self.fc(torch.flatten(self.avgpool(self.conv5(self.stages(x))), 1))
 
 
 @register_model(
