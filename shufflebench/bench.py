@@ -15,6 +15,7 @@ and a run with nothing left to measure only rebuilds ``REPORT.md`` and the plots
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -119,27 +120,33 @@ class Suite:
         self.device, self.out, self.plan, self.log = device, out, plan, log
         self.measured: list[str] = []
         self.seconds = 0.0
+        # What a stored experiment must have been measured with to be reused (as JSON gives it back).
+        self.key = json.loads(json.dumps({"plan": asdict(plan), "device_profile": device.to_dict()}))
 
     def _once(self, name: str, measure: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        """The data of experiment ``name``: read back when a file of this version holds it, else measured and
-        written at once."""
+        """The data of experiment ``name``: read back when a file of this version holds it, measured under this
+        plan on this device profile (a quick run's files never stand in for a full run's); else measured and written
+        at once."""
         path = self.out / f"{name}.json"
         if path.is_file():
+            why = "is unreadable or from another version"
             try:
                 stored = read_json(path, schema_prefix=BENCH_SCHEMA)
                 if stored["schema"] == f"{BENCH_SCHEMA}/{BENCH_VERSION}":
-                    self.seconds += stored["seconds"]
-                    return stored["data"]
+                    if all(stored.get(key) == value for key, value in self.key.items()):
+                        self.seconds += stored["seconds"]
+                        return stored["data"]
+                    why = "was measured under another plan or device profile"
             except UsageError:
                 pass
-            self.log(f"{path} is unreadable or from another version; measuring it again")
+            self.log(f"{path} {why}; measuring it again")
         self.log(f"measuring {name} on {self.device.name}")
         started = time.perf_counter()
         data = measure()
         seconds = time.perf_counter() - started
         write_json_atomic(path, {"schema": f"{BENCH_SCHEMA}/{BENCH_VERSION}", "experiment": name,
                                  "device": self.device.name, "emulated": self.device.emulated, "seconds": seconds,
-                                 "plan": asdict(self.plan), "data": data})
+                                 **self.key, "data": data})
         self.measured.append(name)
         self.seconds += seconds
         return data
@@ -193,8 +200,7 @@ class Suite:
         return Fidelity(**self._once("fidelity", lambda: asdict(measure_fidelity(self.device, self.plan))))
 
     def run_all(self) -> BenchResults:
-        """Every experiment (finished ones are read back)."""
-        self.out.mkdir(parents=True, exist_ok=True)
+        """Every experiment (finished ones are read back); the folder is made with the first file written."""
         return BenchResults(self.device, self.zoo(), self.v1_speedup(), self.guidelines(), self.breakdowns(),
                             self.fidelity(), self.seconds)
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
+from .files import read_text_file
 from .layer_table import Layer, LayerTable
 from .models import ModelIdentity
 from .ops import COMPUTE, ELEMENTWISE, OpKind
@@ -44,6 +45,10 @@ _FRAGMENTS = COMPUTE | {OpKind.POOL}
 _VIEW_KINDS = {OpKind.RESHAPE, OpKind.TRANSPOSE}
 
 
+#: Thresholds that are fractions of a MAC figure: at 1 or more a finding could never be above them.
+_FRACTIONS = ("g1_min_mac_saving", "g4_max_elementwise_share")
+
+
 @dataclass(frozen=True)
 class Thresholds:
     """When a guideline metric becomes a finding. Set in ``[tool.shufflebench]`` of pyproject.toml or ``--config``."""
@@ -56,17 +61,22 @@ class Thresholds:
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any], origin: str) -> "Thresholds":
-        """Thresholds from a TOML table; unknown keys and non-positive values are refused, naming the file."""
+        """Thresholds from a TOML table; unknown keys and values a finding could never cross (or always crosses) are
+        refused, naming the file: every threshold is a finite positive number, a whole number for counts, below 1
+        for a fraction of the MAC."""
         known = {f.name: f for f in fields(cls)}
         parsed: dict[str, Any] = {}
         for key, value in values.items():
             if key not in known:
                 raise UsageError(f"{origin}: unknown key {key!r}; allowed: {', '.join(known)}")
             kind = int if known[key].type in ("int", int) else float
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                    or value <= 0):
                 raise UsageError(f"{origin}: {key} = {value!r} must be a positive number")
             if kind is int and value != int(value):
                 raise UsageError(f"{origin}: {key} = {value!r} must be a whole number")
+            if key in _FRACTIONS and value >= 1:
+                raise UsageError(f"{origin}: {key} = {value!r} is a fraction of the MAC; allowed: above 0, below 1")
             parsed[key] = kind(value)
         return cls(**parsed)
 
@@ -87,9 +97,7 @@ def load_thresholds(config: Path | None = None) -> Thresholds:
 
 def _read_toml(path: Path) -> dict:
     try:
-        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"config file {str(path)!r} does not exist") from None
+        return tomllib.loads(read_text_file(path, "config file"))
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"config file {path} is not valid TOML: {exc}") from None
 

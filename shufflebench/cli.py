@@ -16,11 +16,12 @@ from typing import Annotated, Optional
 import typer
 
 from .cli_options import Output, device, output, sampling, variant, with_options
-from .cli_ui import ProgressBar, emit, friendly, stderr
+from .cli_ui import OneLineErrors, ProgressBar, emit, exit_if_interrupted, friendly, guard_outputs, stderr
 from .measure.sampling import SamplingPolicy
 from .options import SAMPLING_PRESETS, DeviceOptions, VariantOptions
 
 app = typer.Typer(
+    cls=OneLineErrors,
     help="Hardware-aware latency and FLOPs profiler for efficient CNNs: theoretical cost next to measured speed.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -143,9 +144,11 @@ def profile(
 
     device = resolve_device_options(device_options, batch=variant.batch)
     prepared = PreparedModel(resolve_variant(model, variant, default_batch=device.batch))
+    guard_outputs({"--output": out.path}, [model, device_options.device])
     with ProgressBar(prepared.label, sampling.budget_s) as bar:
         result = profile_model(prepared, device, sampling, on_progress=bar.update, breakdown=breakdown)
     emit(out, result.to_dict, lambda: render_profile(result), markdown=lambda: profile_markdown(result))
+    exit_if_interrupted(result.interrupted)
 
 
 @app.command()
@@ -173,12 +176,14 @@ def compare(
     refs, base_index = with_baseline(refs, base)
     if plot is not None:
         check_plot_path(plot)
+    guard_outputs({"--output": out.path, "--plot": plot}, [*models, baseline, device_options.device])
     with ProgressBar(f"{len(refs)} models interleaved", sampling.budget_s * len(refs)) as bar:
         result = compare_models(prepare(refs), device, sampling, baseline=base_index, on_progress=bar.update,
                                 breakdown=breakdown)
     emit(out, result.to_dict, lambda: render_compare(result), markdown=lambda: compare_markdown(result))
     if plot is not None:
         plot_compare(result, plot)
+    exit_if_interrupted(result.interrupted)
 
 
 @app.command()
@@ -196,10 +201,12 @@ def guidelines(
 
     chosen, scales = parse_only(only), parse_widths(widths)
     device = resolve_device_options(device_options)
+    guard_outputs({"--output": out.path}, [device_options.device])
     status = stderr()
     result = run_experiments(device, sampling, only=chosen, widths=scales,
                              on_group=lambda name, scale: status.print(f"measuring {name} x{scale}", style="dim"))
     emit(out, result.to_dict, lambda: render_guidelines(result), markdown=lambda: guidelines_markdown(result))
+    exit_if_interrupted(result.interrupted)
 
 
 @baseline_app.command("save")
@@ -225,6 +232,7 @@ def baseline_save(
     thresholds = load_thresholds(config)
     device = resolve_device_options(device_options)
     refs = resolve_models(models or [], variant, zoo=zoo)
+    guard_outputs({"--output": output_file}, [*(models or []), config, device_options.device])
     with ProgressBar("baseline", sampling.budget_s * len(refs)) as bar:
         data = save_models_baseline(prepare(refs), output_file, thresholds=thresholds, device=device,
                                     policy=sampling if latency else None, status=bar.status, on_progress=bar.update)
@@ -275,12 +283,15 @@ def regress(
                              parse_fraction(threshold, "--threshold"), parse_fraction(min_effect, "--min-effect"),
                              proxies.value if proxies else None, latency)
     device = resolve_device_options(device_options, batch=variant.batch)
+    guard_outputs({"--output": out.path, "--markdown": markdown},
+                  [*(candidates or []), against, baseline, config, device_options.device])
     with ProgressBar("candidate and baseline", sampling.budget_s * 2) as bar:
         result = run_regress(request, device, sampling, load_thresholds(config), status=bar.status,
                              on_progress=bar.update)
     emit(out, result.to_dict, lambda: render_regress(result))
     if markdown is not None:
         write_text_atomic(markdown, regress_markdown(result))
+    exit_if_interrupted(result.interrupted)
     if result.outcome.exit_code:
         raise typer.Exit(result.outcome.exit_code)
 

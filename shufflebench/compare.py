@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from .devices import DeviceProfile
+from .errors import UsageError
 from .measure.ratio import Ratio, median_ratio
 from .measure.sampling import SamplingPolicy
 from .models import ModelRef
@@ -80,6 +81,11 @@ class Comparison:
     def emulated(self) -> bool:
         return any(m.result.emulated for m in self.models)
 
+    @property
+    def interrupted(self) -> bool:
+        """Ctrl-C ended the measurement: the rounds finished before it are what is compared."""
+        return any(m.result.interrupted for m in self.models)
+
     def to_dict(self) -> dict[str, Any]:
         """The machine-readable comparison (what ``--format json`` prints)."""
         first = self.models[0].result
@@ -109,14 +115,18 @@ class Comparison:
 
 def with_baseline(refs: Sequence[ModelRef], baseline: ModelRef | None) -> tuple[list[ModelRef], int]:
     """The models to measure and the index of the baseline among them: the first model when none is named, the
-    named one where it is among the models, else the named one added at the end."""
+    named one where it is among the models, else the named one added at the end. A model given twice (also through
+    an alias or flags that spell the same variant) and a comparison of fewer than two models are refused."""
     refs = list(refs)
-    if baseline is None:
-        return refs, 0
     labels = [ref.label for ref in refs]
-    if baseline.label in labels:
-        return refs, labels.index(baseline.label)
-    return [*refs, baseline], len(refs)
+    twice = sorted({label for label in labels if labels.count(label) > 1})
+    if twice:
+        raise UsageError(f"model {twice[0]} is given twice; compare measures each model once")
+    if baseline is not None and baseline.label not in labels:
+        refs, labels = [*refs, baseline], [*labels, baseline.label]
+    if len(refs) < 2:
+        raise UsageError(f"compare needs two different models or more (or --baseline); got only {labels[0]}")
+    return refs, labels.index(baseline.label) if baseline is not None else 0
 
 
 def compare_models(models: Sequence[PreparedModel], device: DeviceProfile, policy: SamplingPolicy, *,

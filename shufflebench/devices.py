@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import UsageError, allowed
+from .files import read_text_file
 from .options import DeviceOptions
 
 KINDS = ("cpu", "cuda", "arm")
@@ -42,6 +43,9 @@ BACKENDS = ("onnxruntime", "torch")
 LOCATIONS = ("local", "ssh", "emulated", "reference")
 OPT_LEVELS = ("all", "extended", "basic", "disabled")
 HOST_ENV = "SHUFFLEBENCH_ARM_HOST"
+DEVICES_ENV = "SHUFFLEBENCH_DEVICES"
+# An SSH board's cores are not known here; this bounds a typo without refusing a large board.
+MAX_BOARD_THREADS = 256
 
 
 @dataclass(frozen=True)
@@ -107,11 +111,23 @@ _CHOICES = {"kind": KINDS, "backend": BACKENDS, "location": LOCATIONS, "optimiza
 _HARDWARE_KEYS = ("peak_madd_per_s", "memory_bandwidth_bytes_per_s", "source")
 
 
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity), at least 1: more intra-op threads only measure the
+    scheduler."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # platforms without affinity
+        return max(1, os.cpu_count() or 1)
+
+
 def devices_dir() -> Path:
     """The folder of shipped profiles: ``$SHUFFLEBENCH_DEVICES``, else ``devices/`` of the source tree (a clone or
     an editable install), else the copy an installed wheel put under ``<prefix>/share/shufflebench/devices``."""
-    env = os.environ.get("SHUFFLEBENCH_DEVICES")
+    env = os.environ.get(DEVICES_ENV)
     if env:
+        if not Path(env).is_dir():
+            raise UsageError(f"{DEVICES_ENV}={env!r} is not a folder; point it at a folder of device profile .toml "
+                             "files, or unset it")
         return Path(env)
     source = Path(__file__).resolve().parent.parent / "devices"
     if source.is_dir():
@@ -123,9 +139,7 @@ def load_profile(path: str | Path) -> DeviceProfile:
     """Read and validate one profile file; `UsageError` naming the file, the key and the reason otherwise."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"device profile {str(path)!r} does not exist") from None
+        data = tomllib.loads(read_text_file(path, "device profile"))
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"device profile {path}: not valid TOML: {exc}") from None
     return _validate(data, path)
@@ -190,8 +204,12 @@ def _hardware(value: Any, bad) -> Hardware:
 
 
 def list_profiles() -> list[DeviceProfile]:
-    """Every shipped profile, by name."""
-    return [load_profile(p) for p in sorted(devices_dir().glob("*.toml"))]
+    """Every shipped profile, by name; `UsageError` when the folder holds none."""
+    folder = devices_dir()
+    paths = sorted(folder.glob("*.toml"))
+    if not paths:
+        raise UsageError(f"{folder} holds no device profile (.toml); set {DEVICES_ENV} to a folder that does")
+    return [load_profile(p) for p in paths]
 
 
 def resolve_device(
@@ -199,17 +217,19 @@ def resolve_device(
 ) -> DeviceProfile:
     """A profile by name (from ``devices/``) or by file path, with command-line overrides applied and checked."""
     candidate = Path(name_or_path)
-    if name_or_path.endswith(".toml") or candidate.is_file():
+    if name_or_path.endswith(".toml") or os.sep in name_or_path or candidate.exists():
         profile = load_profile(candidate)
     else:
         path = devices_dir() / f"{name_or_path}.toml"
         if not path.is_file():
-            names = [p.stem for p in sorted(devices_dir().glob("*.toml"))]
+            names = [p.name for p in list_profiles()]
             raise UsageError(f"unknown device {name_or_path!r}; known: {allowed(names)} (or a profile .toml file)")
         profile = load_profile(path)
     if threads is not None:
-        if threads < 1:
-            raise UsageError(f"--threads {threads} is not allowed; it must be a whole number >= 1")
+        limit = MAX_BOARD_THREADS if profile.location == "ssh" else available_cores()
+        if not 1 <= threads <= limit:
+            where = "a board" if profile.location == "ssh" else "the cores this process may use here"
+            raise UsageError(f"--threads {threads} is not allowed; allowed: 1 to {limit} ({where})")
         profile = replace(profile, threads=threads)
     if batch is not None:
         if batch < 1:

@@ -13,7 +13,7 @@ it *does not hold* when it is slower with the interval below 1 at some width; ot
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from .devices import DeviceProfile
 from .errors import UsageError, allowed
@@ -25,7 +25,7 @@ from .profile import measure_models
 from .published import guideline_tables
 from .runners.base import Progress
 
-GUIDELINES_SCHEMA = "shufflebench.guidelines/1"
+GUIDELINES_SCHEMA = "shufflebench.guidelines/2"
 
 
 @dataclass(frozen=True)
@@ -48,11 +48,22 @@ EXPERIMENTS = {
 SCALES = (1, 2, 4)
 
 
+def _listed(text: str, option: str) -> list[str]:
+    """The comma-separated items of an option, refusing an empty list and an item given twice."""
+    items = [part.strip().lower() for part in text.split(",") if part.strip()]
+    if not items:
+        raise UsageError(f"{option} {text!r} names nothing; give a comma-separated list, or leave {option} out")
+    twice = sorted({item for item in items if items.count(item) > 1})
+    if twice:
+        raise UsageError(f"{option} {text!r} names {twice[0]} twice; each is measured once")
+    return items
+
+
 def parse_only(text: str | None) -> list[str]:
     """``g1,g3`` -> ["g1", "g3"]; every experiment when None."""
-    if not text:
+    if text is None:
         return list(EXPERIMENTS)
-    names = [part.strip().lower() for part in text.split(",") if part.strip()]
+    names = _listed(text, "--only")
     for name in names:
         if name not in EXPERIMENTS:
             raise UsageError(f"--only {name!r} is not an experiment; allowed: {allowed(EXPERIMENTS)}")
@@ -61,16 +72,16 @@ def parse_only(text: str | None) -> list[str]:
 
 def parse_widths(text: str | None) -> list[int]:
     """``1,2`` -> [1, 2]; the paper's x1, x2, x4 when None."""
-    if not text:
+    if text is None:
         return list(SCALES)
     widths = []
-    for part in text.split(","):
+    for part in _listed(text, "--widths"):
         try:
             value = int(part)
         except ValueError:
             value = 0
         if value not in SCALES:
-            raise UsageError(f"--widths {part.strip()!r} is not a width of the paper; allowed: 1, 2, 4")
+            raise UsageError(f"--widths {part!r} is not a width of the paper; allowed: 1, 2, 4")
         widths.append(value)
     return widths
 
@@ -166,37 +177,55 @@ class GuidelineResults:
     column: str
     widths: tuple[int, ...]
     experiments: tuple[ExperimentResult, ...]
+    complete: bool = True
+
+    @property
+    def interrupted(self) -> bool:
+        """Ctrl-C ended the run: ``experiments`` holds what finished before it."""
+        return not self.complete
 
     def to_dict(self) -> dict[str, Any]:
         """The machine-readable result (what ``--format json`` prints)."""
         return {"schema": GUIDELINES_SCHEMA, "device": self.device, "emulated": self.emulated, "column": self.column,
-                "widths": list(self.widths), "experiments": [e.to_dict() for e in self.experiments]}
+                "widths": list(self.widths), "complete": self.complete,
+                "experiments": [e.to_dict() for e in self.experiments]}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "GuidelineResults":
         return cls(data["device"], bool(data["emulated"]), data["column"], tuple(data["widths"]),
-                   tuple(ExperimentResult.from_dict(e) for e in data["experiments"]))
+                   tuple(ExperimentResult.from_dict(e) for e in data["experiments"]), bool(data["complete"]))
 
 
 def run_experiments(device: DeviceProfile, policy: SamplingPolicy, *, only: list[str], widths: list[int],
                     on_group: Callable[[str, int], None] | None = None,
                     on_progress: Progress = None) -> GuidelineResults:
     """Measure the chosen experiments on ``device`` (``policy.budget_s`` per variant, the variants of one width
-    interleaved)."""
+    interleaved). Ctrl-C keeps every width already measured (the one it cut short too, with the rounds it finished),
+    starts nothing more and returns a result marked incomplete; before anything finished it goes on up."""
     column = "gpu" if device.kind == "cuda" else "arm"
     tables = guideline_tables()
-    experiments = []
+    experiments: list[ExperimentResult] = []
+    stopped = False
     for name in only:
+        if stopped:
+            break
         published = tables[name]
         spec = EXPERIMENTS[name]
         measured: list[dict[int, MeasuredVariant]] = [{} for _ in published.rows]
-        ratios = {}
+        ratios: dict[int, Ratio] = {}
         for scale in widths:
             if on_group is not None:
                 on_group(name, scale)
             models = [PreparedModel(resolve_model(_variant_arg(name, published.option, row.value, scale, column),
                                                   batch=device.batch)) for row in published.rows]
-            results = measure_models(models, device, policy, on_progress=on_progress)
+            try:
+                results = measure_models(models, device, policy, on_progress=on_progress)
+            except KeyboardInterrupt:
+                if not experiments and not ratios:
+                    raise
+                stopped = True
+                break
+            stopped = any(result.measurement.interrupted for result in results)
             for into, result in zip(measured, results):
                 m = result.measurement
                 ci = m.ci95
@@ -207,20 +236,27 @@ def run_experiments(device: DeviceProfile, policy: SamplingPolicy, *, only: list
             good, bad = by_value[spec.preferred], by_value[spec.warned]
             # speedup of the preferred variant: warned latency / preferred latency, paired by round
             ratios[scale] = median_ratio(bad.measurement.samples_s, good.measurement.samples_s)
+            if stopped:
+                break
+        if not ratios:
+            break
         rows = tuple(VariantRow(row.value, tuple(row.gpu), tuple(row.arm), into)
                      for row, into in zip(published.rows, measured))
         experiments.append(ExperimentResult(spec, published.option, published.source, published.gpu_unit,
-                                            published.arm_unit, rows, verdict(spec, ratios)))
-    return GuidelineResults(device.name, device.emulated, column, tuple(widths), tuple(experiments))
+                                            published.arm_unit, rows, verdict(spec, ratios, widths)))
+    return GuidelineResults(device.name, device.emulated, column, tuple(widths), tuple(experiments),
+                            complete=not stopped)
 
 
-def verdict(spec: Experiment, ratios: dict[int, Ratio]) -> Verdict:
-    """holds / does not hold / inconclusive from the preferred variant's speedup CIs at every width."""
+def verdict(spec: Experiment, ratios: dict[int, Ratio], widths: Sequence[int] | None = None) -> Verdict:
+    """holds / does not hold / inconclusive from the preferred variant's speedup CIs at every width (``widths``:
+    those asked for; a guideline measured at fewer of them cannot hold, only fail)."""
     above = [s for s, r in ratios.items() if r.low > 1]
     below = [s for s, r in ratios.items() if r.high < 1]
+    missing = [w for w in (widths or ratios) if w not in ratios]
     if below:
         result = "does not hold"
-    elif len(above) == len(ratios):
+    elif ratios and len(above) == len(ratios) and not missing:
         result = "holds"
     else:
         result = "inconclusive"
@@ -228,4 +264,6 @@ def verdict(spec: Experiment, ratios: dict[int, Ratio]) -> Verdict:
         f"x{s}: {spec.preferred} is {r.estimate:.2f}x the speed of {spec.warned} (95% CI {r.low:.2f}-{r.high:.2f})"
         for s, r in ratios.items()
     )
+    if missing:
+        detail += "; not measured (interrupted): " + ", ".join(f"x{w}" for w in missing)
     return Verdict(result, detail, dict(ratios))

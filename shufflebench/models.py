@@ -20,6 +20,7 @@ from typing import Any, Mapping, Sequence
 
 from .errors import UsageError
 from .options import VariantOptions
+from .user_code import user_code
 from .zoo.catalog import ModelSpec, get_entry, is_registered, resolve_spec, short_label, unknown_model
 
 _CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
@@ -150,6 +151,8 @@ def resolve_model(
     _refuse_zoo_options(arg, overrides)
     if arg.lower().endswith(".onnx"):
         path = Path(arg)
+        if path.is_dir():
+            raise UsageError(f"ONNX file {arg!r} is a folder; give a .onnx file")
         if not path.is_file():
             raise UsageError(f"ONNX file {arg!r} does not exist")
         from .onnx_table import onnx_input_shape
@@ -180,15 +183,22 @@ def import_callable(target: str):
     import torch
 
     module_name, _, attr = target.partition(":")
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UsageError(f"cannot import {module_name!r} for {target}: {exc}") from None
+    with user_code(target, f"importing {module_name}"):
+        try:
+            obj: Any = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise UsageError(f"cannot import {module_name!r} for {target}: {exc}") from None
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise UsageError(f"{module_name!r} has no attribute {attr!r}")
         obj = getattr(obj, part)
-    model = obj() if callable(obj) and not isinstance(obj, torch.nn.Module) else obj
+    if isinstance(obj, torch.nn.Module):
+        return obj
+    if not callable(obj):
+        raise UsageError(f"{target} is a value of type {type(obj).__name__}, not an nn.Module or a callable that "
+                         "returns one")
+    with user_code(target, "calling it"):
+        model = obj()
     if not isinstance(model, torch.nn.Module):
         raise UsageError(f"{target} returned {type(model).__name__}, not a torch.nn.Module")
     return model

@@ -46,9 +46,12 @@ def _load(path: Path):
     import onnx
 
     try:
-        return onnx.load(str(path))
+        model = onnx.load(str(path))
     except Exception as exc:  # onnx raises DecodeError and others for a damaged file
         raise UsageError(f"{path} is not a readable ONNX model: {str(exc).splitlines()[0][:120]}") from None
+    if not model.graph.node:  # an empty file (or any bytes that parse as an empty message) reads as an empty model
+        raise UsageError(f"{path} is not an ONNX model: it holds no graph")
+    return model
 
 
 def _graph_inputs(model):
@@ -65,22 +68,29 @@ def onnx_input_name(path: Path) -> str:
 
 
 def onnx_input_shape(path: Path, *, batch: int = 1, override: tuple[int, ...] | None = None) -> tuple[int, ...]:
-    """The model's (first) input shape: ``override`` if given, else the graph's, with a dynamic first dimension set
-    to ``batch``. Other dynamic dimensions need ``--input-shape``."""
+    """The shape the model's single input is given: ``override`` where the graph's fixed dimensions allow it, else
+    the graph's, a dynamic batch set to ``batch``. Other dynamic dimensions need ``--input-shape``; a shape the model
+    cannot run (another rank, another value of a fixed dimension, another batch than a fixed one) is refused."""
     inputs = _graph_inputs(_load(path))
     if len(inputs) != 1:
         raise UsageError(f"{path} has {len(inputs)} inputs; shufflebench profiles single-input models")
+    declared = [dim.dim_value if dim.HasField("dim_value") and dim.dim_value > 0 else None
+                for dim in inputs[0].type.tensor_type.shape.dim]
+    takes = "x".join("?" if d is None else str(d) for d in declared)
     if override is not None:
+        wrong = [(i, d) for i, (d, o) in enumerate(zip(declared, override)) if d is not None and d != o]
+        if len(override) != len(declared) or wrong:
+            raise UsageError(f"--input-shape {'x'.join(map(str, override))} does not fit {path}, whose input takes "
+                             f"{takes} (? is free)")
         return tuple(override)
-    dims = []
-    for i, dim in enumerate(inputs[0].type.tensor_type.shape.dim):
-        if dim.HasField("dim_value") and dim.dim_value > 0:
-            dims.append(dim.dim_value if i else (batch if batch != 1 else dim.dim_value))
-        elif i == 0:
-            dims.append(batch)
-        else:
-            raise UsageError(f"{path} input {inputs[0].name!r} has a dynamic dimension {i}; give --input-shape")
-    return tuple(dims)
+    shape = []
+    for i, fixed in enumerate(declared):
+        if i == 0 and fixed is not None and batch not in (1, fixed):
+            raise UsageError(f"--batch {batch} does not fit {path}: its input takes {takes}, a fixed batch of {fixed}")
+        if fixed is None and i > 0:
+            raise UsageError(f"{path} input {inputs[0].name!r} takes {takes}: give --input-shape for the ? dimensions")
+        shape.append(batch if fixed is None else fixed)
+    return tuple(shape)
 
 
 def _with_input_shape(model, shape: tuple[int, ...]):

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from .cost import CostSummary, summarize
-from .errors import UsageError
+from .errors import ShufflebenchError, UsageError
 from .export import INPUT_NAME, export_onnx
 from .layer_table import LayerTable
 from .models import ModelIdentity, ModelRef
+from .user_code import require_fits, shape_text, user_code
 
 if TYPE_CHECKING:
     import numpy as np
@@ -73,13 +74,30 @@ class PreparedModel:
     @cached_property
     def layer_table(self) -> LayerTable:
         """One row per executed operator: traced from the module, or read from the ONNX graph."""
+        require_fits(self.label, self.input_shape)
         if self.is_onnx:
             from .onnx_table import onnx_layer_table
 
-            return onnx_layer_table(self.onnx_path, self.input_shape)
+            with user_code(self.label, f"running the ONNX graph on a {shape_text(self.input_shape)} input"):
+                return onnx_layer_table(self.onnx_path, self.input_shape)
         from .torch_table import trace_layer_table
 
-        return trace_layer_table(self.module, self.input_shape)
+        module = self.module
+        try:
+            return trace_layer_table(module, self.input_shape)
+        except ShufflebenchError:
+            raise
+        except (Exception, SystemExit):
+            # Tracing runs the model's forward. If a plain forward fails too, the model is at fault: say so in one
+            # line; otherwise the failure is shufflebench's own and keeps its traceback.
+            self._forward_on_zeros()
+            raise
+
+    def _forward_on_zeros(self) -> None:
+        import torch
+
+        with user_code(self.label, f"forward on a {shape_text(self.input_shape)} input"), torch.no_grad():
+            self.module(torch.zeros(self.input_shape))
 
     @cached_property
     def cost(self) -> CostSummary:
@@ -91,7 +109,10 @@ class PreparedModel:
         """The ONNX file: the model itself for ``.onnx`` models, else the cached export of the module."""
         if self.ref.path is not None:
             return self.ref.path
-        return export_onnx(self.module, self.input_shape, name=self.ref.name, label=self.label)
+        module = self.module
+        require_fits(self.label, self.input_shape)
+        with user_code(self.label, "exporting to ONNX"):
+            return export_onnx(module, self.input_shape, name=self.ref.name, label=self.label)
 
     @cached_property
     def input_name(self) -> str:
@@ -107,9 +128,12 @@ class PreparedModel:
         """torch's output for the seeded input (the reference a device's output must match)."""
         import torch
 
+        module = self.module
+        require_fits(self.label, self.input_shape)
         feed = torch.from_numpy(seeded_input(self.input_shape))
-        with torch.inference_mode():
-            return self.module(feed).float().numpy()
+        with user_code(self.label, f"forward on the seeded {shape_text(self.input_shape)} input"), \
+                torch.inference_mode():
+            return module(feed).float().numpy()
 
     @cached_property
     def onnxruntime_output(self) -> "np.ndarray":

@@ -67,6 +67,11 @@ class ProfileResult:
         return fraction or None
 
     @property
+    def interrupted(self) -> bool:
+        """Ctrl-C ended the measurement: its samples are what finished before it."""
+        return self.measurement.interrupted
+
+    @property
     def warnings(self) -> tuple[str, ...]:
         """What limits trust in the latency: the measurement's warnings, then the environment's."""
         return (*self.measurement.warnings, *self.environment["warnings"])

@@ -75,3 +75,28 @@ def test_bench_refuses_an_unknown_device(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().startswith("error: unknown device 'tpu'")
     assert "Traceback" not in done.stderr
+
+
+def test_a_full_run_measures_again_what_a_quick_run_measured(tmp_path):
+    # Resume is keyed by the experiment's whole plan and the device profile, not by the file's version alone.
+    from dataclasses import replace
+
+    from shufflebench.bench import FULL, QUICK, Suite
+
+    device = resolve_device("cpu")
+    calls: list[str] = []
+
+    def measure(tag: str):
+        return lambda: calls.append(tag) or {"measured_by": tag}
+
+    assert Suite(device, tmp_path, QUICK, log=lambda _: None)._once("zoo-x", measure("quick")) == {
+        "measured_by": "quick"}
+    logs: list[str] = []
+    assert Suite(device, tmp_path, FULL, log=logs.append)._once("zoo-x", measure("full")) == {"measured_by": "full"}
+    assert "was measured under another plan or device profile; measuring it again" in logs[0]
+    assert Suite(device, tmp_path, FULL, log=lambda _: None)._once("zoo-x", measure("again")) == {
+        "measured_by": "full"}  # same plan, same device: read back
+    two_threads = replace(device, threads=2)
+    assert Suite(two_threads, tmp_path, FULL, log=lambda _: None)._once("zoo-x", measure("threads")) == {
+        "measured_by": "threads"}
+    assert calls == ["quick", "full", "threads"]

@@ -108,5 +108,6 @@ def test_compare_breakdown_gives_each_model_its_own(tmp_path, monkeypatch):
     group_share = {m["model"]: next((r["time_share"] for r in m["breakdown"]["categories"]
                                      if r["category"] == "group conv"), 0.0) for m in models}
     assert group_share["shufflenet_v1"] > 0 and group_share["mobilenet_v2"] == 0
-    table = CliRunner().invoke(app, ["compare", "g1:resolution=8", "--breakdown", "--device", "cpu-torch"])
+    table = CliRunner().invoke(app, ["compare", "g1:resolution=8", "g1:resolution=8,ratio=2", "--breakdown", "--device",
+                                     "cpu-torch"])
     assert table.exit_code == 2 and "--breakdown uses onnxruntime's profiler" in table.stderr

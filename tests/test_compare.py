@@ -91,7 +91,7 @@ def test_cli_compare_interleaves_and_adds_the_baseline(tmp_path, monkeypatch):
     (["--device", "gtx-1080ti"], "reference-only"),
 ])
 def test_cli_compare_bad_input(args, message):
-    result = runner.invoke(app, ["compare", "g1:resolution=8", *args, *QUICK])
+    result = runner.invoke(app, ["compare", "g1:resolution=8", "g1:resolution=8,ratio=2", *args, *QUICK])
     assert result.exit_code == 2
     assert message in result.stderr
 

@@ -346,7 +346,7 @@ def _result(model: OpenModel, samples, outputs) -> dict:
     )
     if outputs is not None:
         result["outputs"] = {name: encode_array(value) for name, value in zip(model.output_names, outputs)}
-    if request["profile_runs"]:
+    if request["profile_runs"] and samples.stop_reason != "interrupted":  # Ctrl-C: stop, do not profile on
         result["node_profile"] = profile_nodes(model, request["profile_runs"])
     return result
 

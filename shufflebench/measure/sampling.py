@@ -31,7 +31,7 @@ import time
 from dataclasses import asdict, dataclass, fields
 from typing import Callable, Optional, Sequence
 
-STOP_REASONS = ("precision", "budget", "max_runs")
+STOP_REASONS = ("precision", "budget", "max_runs", "interrupted")
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,8 @@ class Samples:
 
     samples_s: timed runs in the order taken.
     warmup_s: warm-up runs in the order taken (kept apart; never part of any statistic).
-    stop_reason: "precision" (the median's CI reached the target), "budget" or "max_runs".
+    stop_reason: "precision" (the median's CI reached the target), "budget", "max_runs" or "interrupted" (Ctrl-C
+        ended sampling; the rounds finished before it are kept).
     elapsed_s: wall time of the whole call on the same clock, warm-up and checks included.
     """
 
@@ -260,6 +261,11 @@ class _MedianTracker:
         self.samples.append(duration)
         bisect.insort(self.ordered, duration)
 
+    def keep(self, runs: int) -> None:
+        """Keep the first ``runs`` timed runs only."""
+        while len(self.samples) > runs:
+            del self.ordered[bisect.bisect_left(self.ordered, self.samples.pop())]
+
     def _within(self, ranks: Optional[tuple], mid: float) -> bool:
         if ranks is None:
             return False
@@ -313,8 +319,9 @@ def collect_interleaved(
     ``min_time_s`` of timed rounds have passed; or when the budget is spent: ``budget_s`` PER MODEL, so
     ``budget_s * len(run_onces)`` seconds on `clock` since the call began, warm-up included; or at ``max_runs``
     rounds. A run that ends on budget or max_runs is checked once more, so stop_reason is "precision" whenever the
-    final samples meet the target. Returns one `Samples` per model, in the order given; ``elapsed_s`` is the whole
-    call's.
+    final samples meet the target. Ctrl-C ends it too, keeping every finished round (stop_reason "interrupted"; with
+    no timed round finished, the KeyboardInterrupt goes on). Returns one `Samples` per model, in the order given;
+    ``elapsed_s`` is the whole call's.
 
     on_progress(phase, rounds_done, elapsed_s) is called after every round.
     """
@@ -340,22 +347,31 @@ def collect_interleaved(
     timed_from = clock()
     stop_reason = None
     rounds = 0
-    while stop_reason is None:
-        one_round(rounds, trackers)
-        rounds += 1
-        now = clock()
-        if on_progress is not None:
-            on_progress("timed", rounds, now - started)
-        if rounds < policy.min_runs:
-            continue
-        ending = rounds >= policy.max_runs or now - started >= budget
-        checking = (rounds - policy.min_runs) % policy.check_every == 0 and now - timed_from >= policy.min_time_s
-        if checking or ending:
-            if all(tracker.precise_enough(final=ending) for tracker in trackers):
-                stop_reason = "precision"
-            elif rounds >= policy.max_runs:
-                stop_reason = "max_runs"
-            elif now - started >= budget:
-                stop_reason = "budget"
+    try:
+        while stop_reason is None:
+            one_round(rounds, trackers)
+            rounds += 1
+            now = clock()
+            if on_progress is not None:
+                on_progress("timed", rounds, now - started)
+            if rounds < policy.min_runs:
+                continue
+            ending = rounds >= policy.max_runs or now - started >= budget
+            checking = (rounds - policy.min_runs) % policy.check_every == 0 and now - timed_from >= policy.min_time_s
+            if checking or ending:
+                if all(tracker.precise_enough(final=ending) for tracker in trackers):
+                    stop_reason = "precision"
+                elif rounds >= policy.max_runs:
+                    stop_reason = "max_runs"
+                elif now - started >= budget:
+                    stop_reason = "budget"
+    except KeyboardInterrupt:
+        # Ctrl-C keeps every finished round (nothing measured is lost); the round it cut short is dropped so the
+        # models stay paired. Before the first timed round there is nothing to keep.
+        for tracker in trackers:
+            tracker.keep(rounds)
+        if rounds == 0:
+            raise
+        stop_reason = "interrupted"
     elapsed = clock() - started
     return [Samples(tuple(t.samples), tuple(w), stop_reason, policy, elapsed) for t, w in zip(trackers, warmups)]

@@ -38,7 +38,7 @@ class Measurement:
     """Raw timings of one model under one setting, in seconds, and statistics derived from them on first use.
 
     samples_s: timed runs, in order. warmup_s: warm-up runs, in order, never part of a statistic.
-    stop_reason: "precision", "budget" or "max_runs" (see `sampling.collect`). policy: the `SamplingPolicy` used.
+    stop_reason: "precision", "budget", "max_runs" or "interrupted" (see `sampling.collect_interleaved`). policy: the `SamplingPolicy` used.
     """
 
     samples_s: tuple
@@ -64,6 +64,11 @@ class Measurement:
     @cached_property
     def _ordered(self) -> tuple:
         return tuple(sorted(self.samples_s))
+
+    @property
+    def interrupted(self) -> bool:
+        """Ctrl-C ended sampling: the samples are what finished before it."""
+        return self.stop_reason == "interrupted"
 
     @property
     def runs(self) -> int:
@@ -143,7 +148,9 @@ class Measurement:
                 f"{self.effective_runs} independent ones); the machine's speed changed while measuring, so another "
                 "invocation may land outside the CI: compare models interleaved (compare, regress), not across runs"
             )
-        if self.stop_reason != "precision":
+        if self.stop_reason == "interrupted":
+            found.append(f"interrupted: Ctrl-C ended sampling after {self.runs} runs; the result is incomplete")
+        elif self.stop_reason != "precision":
             reached = "unknown (too few runs)" if math.isinf(self.rel_ci) else f"±{self.rel_ci:.1%}"
             limit = (
                 f"the {self.policy.budget_s:g} s budget"

@@ -21,7 +21,7 @@ def save_models_baseline(models: Sequence[PreparedModel], output: Path, *, thres
                          on_progress: Progress = None) -> dict[str, Any]:
     """Count every model's exact proxies and write the baseline file; with ``policy``, also measure each model on
     ``device`` alone (a stored latency is later compared with a measurement of the candidate alone). Returns what
-    was written."""
+    was written. Ctrl-C writes nothing (a baseline is a contract: half of one would fail every later gate)."""
     records = [model_proxies(model, thresholds) for model in models]
     measured = {}
     environment = None
@@ -30,6 +30,9 @@ def save_models_baseline(models: Sequence[PreparedModel], output: Path, *, thres
             if status is not None:
                 status(f"measuring {model.label}")
             result = profile_stage.profile_model(model, device, policy, on_progress=on_progress)
+            if result.interrupted:
+                # A stored latency is compared with later runs as if complete: an interrupted one is not stored.
+                raise KeyboardInterrupt
             measured[model.label] = result.measurement.to_dict()
             environment = result.environment
     if environment is None:

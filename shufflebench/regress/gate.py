@@ -65,6 +65,12 @@ class GateSettings:
     def __post_init__(self) -> None:
         if self.proxies not in PROXY_MODES:
             raise UsageError(f"--proxies {self.proxies!r} is not allowed; allowed: {', '.join(PROXY_MODES)}")
+        if self.min_effect > self.threshold:
+            # A regression must be a change at all: above a minimum effect larger than the threshold, the threshold
+            # would silently be the minimum effect.
+            raise UsageError(f"--min-effect {decide_mod.percent(self.min_effect, False)} is above --threshold "
+                             f"{decide_mod.percent(self.threshold, False)}; allowed: a minimum effect up to the "
+                             "threshold")
 
 
 @dataclass(frozen=True)
@@ -129,6 +135,11 @@ class RegressResult:
     kernel_context: dict[str, Any]
     warnings: tuple[str, ...] = ()
     emulated: bool = False
+
+    @property
+    def interrupted(self) -> bool:
+        """Ctrl-C ended a latency measurement: its verdict rests on the rounds finished before it."""
+        return any(entry.latency.candidate.interrupted for entry in self.models if entry.latency)
 
     @property
     def fingerprint(self) -> str:

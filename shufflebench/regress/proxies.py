@@ -242,11 +242,43 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
         missing = [key for key in _RECORD_KEYS if key not in record]
         if missing:
             raise UsageError(f"{path}: model record {i} lacks {missing[0]!r}")
+        wrong = _wrong_field(record)
+        if wrong:
+            raise UsageError(f"{path} is corrupt: model record {i} ({record.get('label')!r}): {wrong}")
     for key in ("environment", "kernel_context", "thresholds"):
         if not isinstance(data.get(key), dict):
             raise UsageError(f"{path}: {key!r} is missing or not an object")
+    latency = data.get("latency")
+    if latency is not None and not (isinstance(latency, dict) and all(
+            isinstance(m, dict) and isinstance(m.get("samples_ms"), list) for m in latency.values())):
+        raise UsageError(f"{path} is corrupt: 'latency' must map model labels to measurements with samples_ms")
     Thresholds.from_mapping(data["thresholds"], f"{path} thresholds")
     return data
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _wrong_field(record: dict[str, Any]) -> str | None:
+    """What is wrong with a record's fields (None when every proxy has the type it is compared as)."""
+    if not isinstance(record["label"], str):
+        return f"label is {type(record['label']).__name__}, not a string"
+    for key in ("flops_madd", "params"):
+        if not _is_count(record[key]):
+            return f"{key} is {record[key]!r}, not a whole number"
+    for key in ("mac_elements", "mac_bytes"):
+        views = record[key]
+        if not isinstance(views, dict) or not all(_is_count(views.get(view)) for view in ("eager", "deployed")):
+            return f"{key} is {views!r}, not whole numbers for eager and deployed"
+    if not isinstance(record["kernels"], dict):
+        return "kernels is not an object"
+    findings = record["findings"]
+    if not isinstance(findings, list) or not all(
+            isinstance(f, dict) and isinstance(f.get("guideline"), str) and isinstance(f.get("where"), str)
+            for f in findings):
+        return "findings is not a list of {guideline, where, value} objects"
+    return None
 
 
 def thresholds_of(baseline: dict[str, Any]) -> Thresholds:

@@ -67,6 +67,15 @@ def _against_rev_target(request: RegressRequest) -> str:
     return target
 
 
+def _require_in_baseline(refs: Sequence[ModelRef], stored: dict[str, Any], path: Path | None) -> None:
+    """A named candidate must be in the baseline file: a model it does not hold is a typo or other options, not a
+    change (``--zoo`` reports added and removed models as changes)."""
+    held = [record["label"] for record in stored["models"]]
+    for ref in refs:
+        if ref.label not in held:
+            raise UsageError(f"{ref.label} is not in {path}, which holds: {', '.join(held) or 'no model'}")
+
+
 def run_regress(request: RegressRequest, device: DeviceProfile, policy: SamplingPolicy, thresholds: Thresholds, *,
                 status: Status = None, on_progress: Progress = None) -> RegressResult:
     """Resolve ``request`` and run the gate (``policy.budget_s`` per model measured)."""
@@ -75,6 +84,8 @@ def run_regress(request: RegressRequest, device: DeviceProfile, policy: Sampling
     stored = load_baseline(request.baseline) if request.baseline is not None else None
     if request.candidates or request.zoo:
         refs = resolve_models(request.candidates, request.options, zoo=request.zoo, default_batch=device.batch)
+        if stored is not None and not request.zoo:
+            _require_in_baseline(refs, stored, request.baseline)
     elif stored is not None:
         refs = [ref_from_record(record) for record in stored["models"]]
     else:

@@ -8,10 +8,11 @@ from typing import Callable
 from ..bench import FULL, QUICK, BenchResults, Fidelity, Suite
 from ..compare import Comparison
 from ..devices import DeviceProfile
-from ..errors import SetupError
-from ..files import write_text_atomic
+from ..errors import SetupError, UsageError
+from ..files import check_output_paths, write_text_atomic
 from ..profile import ProfileResult
 from ..published import claim, latency_for
+from ..runners.lookup import runner_for
 from ..zoo.papers import all_figures
 from .banner import EMULATED
 from .breakdown import breakdown_markdown
@@ -146,7 +147,11 @@ def write_report(folder: Path, results: BenchResults) -> Path:
 def run_suite(device: DeviceProfile, out_root: Path, *, quick: bool, log: Callable[[str], None] = print) -> Path:
     """Run (or resume) every experiment for ``device`` under ``out_root/<device>/`` and write the report (what
     ``bench.py`` runs). Returns the folder."""
+    if out_root.exists() and not out_root.is_dir():
+        raise UsageError(f"--out {str(out_root)!r} is a file; give a folder for the results")
+    runner_for(device)  # a reference-only device is refused before anything is written
     folder = out_root / device.name
+    check_output_paths({"--out": folder / "REPORT.md"})  # before anything is measured
     suite = Suite(device, folder, QUICK if quick else FULL, log)
     results = suite.run_all()
     write_report(folder, results)

@@ -11,7 +11,7 @@ from rich.text import Text
 
 from ..compare import ComparedModel, Comparison
 from ..errors import SetupError, UsageError
-from .banner import EMULATED, emulated_markdown, emulated_text
+from .banner import EMULATED, banners, banners_markdown
 from .breakdown import breakdown_markdown, render_breakdown
 from .units import binary_bytes, si
 
@@ -46,9 +46,8 @@ def _cells(model: ComparedModel) -> tuple[str, ...]:
 
 def render_compare(comparison: Comparison) -> Group:
     """Counts, latency and speedups against the baseline, with the papers' published figures."""
-    parts: list[Any] = [Text(f"on {comparison.device.name}; speedups against {comparison.baseline}", style="bold")]
-    if comparison.emulated:
-        parts.append(emulated_text())
+    parts: list[Any] = [Text(f"on {comparison.device.name}; speedups against {comparison.baseline}", style="bold"),
+                        *banners(emulated=comparison.emulated, interrupted=comparison.interrupted)]
     table = Table(show_header=True, header_style="bold")
     for i, header in enumerate(HEADERS):
         table.add_column(header, justify="left" if i == 0 else "right", overflow="fold",
@@ -68,9 +67,8 @@ def render_compare(comparison: Comparison) -> Group:
 
 def compare_markdown(comparison: Comparison) -> str:
     """The comparison as a Markdown table."""
-    lines = [f"Device `{comparison.device.name}`, speedups against `{comparison.baseline}`.", ""]
-    if comparison.emulated:
-        lines += emulated_markdown()
+    lines = [f"Device `{comparison.device.name}`, speedups against `{comparison.baseline}`.", "",
+             *banners_markdown(emulated=comparison.emulated, interrupted=comparison.interrupted)]
     lines.append("| " + " | ".join(HEADERS) + " |")
     lines.append("| --- |" + " ---: |" * (len(HEADERS) - 1))
     for model in comparison.models:

@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..guidelines import ExperimentResult, GuidelineResults, VariantRow
-from .banner import emulated_markdown, emulated_text
+from .banner import banners, banners_markdown
 
 _VERDICT_STYLE = {"holds": "green", "does not hold": "red", "inconclusive": "yellow"}
 
@@ -20,7 +20,7 @@ def _header(results: GuidelineResults) -> list[str]:
 
 
 def _row(results: GuidelineResults, row: VariantRow) -> list[str]:
-    measured = [f"{row.measured[w].throughput_per_s:.1f}" for w in results.widths]
+    measured = [f"{row.measured[w].throughput_per_s:.1f}" if w in row.measured else "-" for w in results.widths]
     gpu = "/".join(f"{v:g}" for v in row.paper_gpu)
     arm = "/".join(f"{v:g}" for v in row.paper_arm)
     return [str(row.value), *measured, gpu, arm]
@@ -37,9 +37,8 @@ def _paper(exp: ExperimentResult) -> str:
 def render_guidelines(results: GuidelineResults) -> Group:
     """One table per experiment (images/s measured here; the paper's batches/s on GPU, images/s on ARM)."""
     parts: list[Any] = [Text(f"ShuffleNet V2 guideline experiments on {results.device} "
-                             f"(channels of the paper's {results.column.upper()} column; images/s)", style="bold")]
-    if results.emulated:
-        parts.append(emulated_text())
+                             f"(channels of the paper's {results.column.upper()} column; images/s)", style="bold"),
+                        *banners(emulated=results.emulated, interrupted=results.interrupted)]
     for exp in results.experiments:
         table = Table(title=_title(exp), show_header=True, header_style="bold", title_justify="left")
         for i, header in enumerate(_header(results)):
@@ -55,7 +54,7 @@ def render_guidelines(results: GuidelineResults) -> Group:
 
 def guidelines_markdown(results: GuidelineResults) -> str:
     """The same tables in Markdown, for REPORT.md."""
-    lines = emulated_markdown() if results.emulated else []
+    lines = banners_markdown(emulated=results.emulated, interrupted=results.interrupted)
     for exp in results.experiments:
         lines += [f"### {_title(exp)}", ""]
         header = _header(results)

@@ -10,7 +10,7 @@ from rich.text import Text
 
 from ..measure.stats import Measurement
 from ..profile import ProfileResult
-from .banner import emulated_markdown, emulated_text
+from .banner import banners, banners_markdown
 from .breakdown import breakdown_markdown, render_breakdown
 from .units import binary_bytes, shape, si
 
@@ -70,9 +70,8 @@ def environment_line(environment: Mapping[str, Any]) -> str:
 
 def render_profile(result: ProfileResult) -> Group:
     """Theoretical (left) and actual (right), then the environment line and any warnings."""
-    parts: list[Any] = [Text(_title(result), style="bold")]
-    if result.emulated:
-        parts.append(emulated_text())
+    parts: list[Any] = [Text(_title(result), style="bold"),
+                        *banners(emulated=result.emulated, interrupted=result.interrupted)]
     table = Table(show_header=True, header_style="bold")
     table.add_column("theoretical", no_wrap=True)
     table.add_column("", justify="right", no_wrap=True)
@@ -90,9 +89,7 @@ def render_profile(result: ProfileResult) -> Group:
 
 def profile_markdown(result: ProfileResult) -> str:
     """The same result as a Markdown table (for a README, a pull request, a report)."""
-    lines = [f"**{_title(result)}**", ""]
-    if result.emulated:
-        lines += emulated_markdown()
+    lines = [f"**{_title(result)}**", "", *banners_markdown(emulated=result.emulated, interrupted=result.interrupted)]
     lines += ["| theoretical | | actual | |", "| --- | ---: | --- | ---: |"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in _rows(result)]
     lines += ["", environment_line(result.environment), ""]

@@ -14,7 +14,7 @@ from rich.text import Text
 from ..regress.decide import percent
 from ..regress.gate import NOT_ASKED, RegressResult
 from ..regress.proxies import Change
-from .banner import emulated_markdown, emulated_text
+from .banner import banners, banners_markdown
 from .profile import environment_line
 
 
@@ -112,9 +112,8 @@ def _decision_warnings(result: RegressResult) -> list[str]:
 
 def render_regress(result: RegressResult) -> Group:
     """Settings, the latency verdicts, the exact-proxy changes, notes, warnings, environment and the outcome."""
-    parts: list[Any] = [Text(_settings_line(result), style="bold")]
-    if result.emulated:
-        parts.append(emulated_text())
+    parts: list[Any] = [Text(_settings_line(result), style="bold"),
+                        *banners(emulated=result.emulated, interrupted=result.interrupted)]
     rows = latency_rows(result)
     if rows:
         table = Table(show_header=True, header_style="bold", title="latency (interleaved)", title_justify="left")
@@ -155,9 +154,8 @@ def regress_markdown(result: RegressResult) -> str:
     """A pull-request comment: outcome, latency table, proxy changes, warnings, environment."""
     outcome = result.outcome
     head = "PASS, no regression" if not outcome.regression else "FAIL"
-    lines = [f"### shufflebench regress: {head}", ""]
-    if result.emulated:
-        lines += emulated_markdown()
+    lines = [f"### shufflebench regress: {head}", "",
+             *banners_markdown(emulated=result.emulated, interrupted=result.interrupted)]
     lines += [_settings_line(result), ""]
     lines += [f"- **{reason}**" for reason in outcome.reasons]
     if outcome.reasons:

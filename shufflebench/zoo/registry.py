@@ -207,11 +207,16 @@ def resolve_spec(text: str, overrides: Mapping[str, Any] | None = None) -> Model
     name, raw = parse_inline(text)
     entry = get_entry(name)
     given: dict[str, Any] = dict(raw)
-    for key, value in (overrides or {}).items():
-        if value is not None:
-            given[key] = value
     for key in given:
         entry.option(key)
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        option = entry.option(key)
+        if key in raw and option.coerce(entry.name, raw[key]) != option.coerce(entry.name, value):
+            raise UsageError(f"{entry.name}: {key} is given twice, {key}={raw[key]} inline and --{key} "
+                             f"{format_value(value)}; give it once")
+        given[key] = value
     variant = tuple(
         (opt.name, opt.coerce(entry.name, given[opt.name]) if opt.name in given else opt.default)
         for opt in entry.options
