@@ -136,6 +136,22 @@ class PreparedModel:
             return module(feed).float().numpy()
 
     @cached_property
+    def float64_output(self) -> "np.ndarray | None":
+        """torch's output in float64 (a copy of the module and the seeded input cast up) for the seeded input: the
+        model's answer without float32 rounding; None where the model does not run in float64."""
+        import copy
+
+        import torch
+
+        module = self.module
+        feed = torch.from_numpy(seeded_input(self.input_shape)).double()
+        try:
+            with torch.inference_mode():
+                return copy.deepcopy(module).double()(feed).double().numpy()
+        except Exception:  # an op without a float64 kernel, a forward that casts: float32 is the reference then
+            return None
+
+    @cached_property
     def onnxruntime_output(self) -> "np.ndarray":
         """This machine's onnxruntime output for the seeded input (the reference of an ONNX file on a board)."""
         from .measure import board_runner

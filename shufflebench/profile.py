@@ -120,8 +120,9 @@ def measure_models(models: Sequence[PreparedModel], device: DeviceProfile, polic
     references = [reference_for(model, device) if verify else None for model in models]
 
     def check(index: int, outputs: dict) -> None:
-        if references[index] is not None:
-            check_outputs(f"{models[index].label} on {device.name}", references[index], next(iter(outputs.values())))
+        reference = references[index]
+        if reference is not None:
+            check_outputs(f"{models[index].label} on {device.name}", reference, next(iter(outputs.values())))
 
     wanted = any(reference is not None for reference in references)
     runs = runner.measure(models, policy, on_progress=on_progress, return_outputs=wanted,

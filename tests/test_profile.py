@@ -128,19 +128,52 @@ def test_failed_output_writes_nothing(tmp_path):
 def test_outputs_that_disagree_are_refused():
     import numpy as np
 
-    expected = np.ones((1, 10))
-    check_outputs("m", expected, expected + 1e-6)
-    with pytest.raises(MeasurementError, match="outputs disagree with torch"):
-        check_outputs("m", expected, expected * 1.1)
+    from shufflebench.verify import Reference
+
+    reference = Reference(np.ones((1, 10)), 1e-5, "torch float64")
+    check_outputs("m", reference, np.ones((1, 10)) + 1e-6)
+    with pytest.raises(MeasurementError, match="outputs disagree with torch float64"):
+        check_outputs("m", reference, np.ones((1, 10)) * 1.1)
     with pytest.raises(MeasurementError, match="output shape"):
-        check_outputs("m", expected, np.ones((1, 9)))
+        check_outputs("m", reference, np.ones((1, 9)))
+    with pytest.raises(MeasurementError, match="outputs disagree"):  # a NaN where the reference has a number
+        check_outputs("m", reference, np.array([[np.nan] + [1.0] * 9]))
+
+
+def test_the_tolerance_comes_from_float32s_own_distance_to_float64():
+    from shufflebench.verify import RELATIVE_FLOOR, reference_for
+
+    model = PreparedModel(resolve_model("tests.fixtures.user_models:deep_unnormalized", input_shape=(1, 3, 16, 16)))
+    reference = reference_for(model, resolve_device("cpu"))
+    float32_error = float(np.max(np.abs(model.torch_output - reference.values)))
+    scale = float(np.max(np.abs(reference.values)))
+    assert scale > 1e12  # nothing normalizes: the activations grow
+    assert reference.tolerance == pytest.approx(max(8 * float32_error, RELATIVE_FLOOR * scale))
+    assert reference.source == "torch float64"
+
+
+@pytest.mark.parametrize("model, exit_code", [
+    ("tiny_outputs", 0),                 # correct outputs of about 1e-6 pass: no absolute term to hide behind
+    ("tiny_outputs_exported_wrong", 1),  # the same model whose exported graph computes 5% more is refused
+    ("deep_unnormalized", 0),            # float32 rounding amplified a thousandfold is float32, not an error
+])
+def test_output_check_on_real_models(model, exit_code):
+    result = invoke("profile", f"tests.fixtures.user_models:{model}", "--input-shape", "1,3,16,16", "--format",
+                    "json", *QUICK)
+    assert result.exit_code == exit_code, result.output
+    if exit_code:
+        (line,) = result.stderr.strip().splitlines()
+        assert "outputs disagree with torch float64" in line and "not timing a model that computes" in line
 
 
 def test_profile_refuses_a_model_that_computes_something_else(monkeypatch):
     import shufflebench.measure.sampling as sampling
     import shufflebench.profile as profile
 
-    monkeypatch.setattr(profile, "reference_for", lambda model, device: np.zeros((1, 128, 8, 8)) + 5)
+    from shufflebench.verify import Reference
+
+    monkeypatch.setattr(profile, "reference_for",
+                        lambda model, device: Reference(np.zeros((1, 128, 8, 8)) + 5, 1e-6, "torch float64"))
 
     def must_not_time(*args, **kwargs):
         raise AssertionError("a model whose outputs disagree was timed")

@@ -15,7 +15,8 @@ MS = 1e-3
 
 KEYS = {
     "median_ms", "mean_ms", "p90_ms", "iqr_ms", "min_ms", "max_ms", "ci95_ms", "samples_ms", "warmup_ms",
-    "stop_reason", "runs", "effective_runs", "warnings", "policy",
+    "stop_reason", "runs", "effective_runs", "warnings", "policy", "contended_runs", "uncontended_median_ms",
+    "cpu_ms", "involuntary_switches", "steal_s",
 }
 
 
@@ -126,3 +127,54 @@ def test_from_collected_samples():
 def test_invalid_measurements_are_refused(kwargs, match):
     with pytest.raises(ValueError, match=match):
         Measurement(**kwargs)
+
+
+# --- contention: runs another process preempted ---------------------------------------------------------------------
+
+
+def _contended_measurement():
+    from shufflebench.measure.sampling import SamplingPolicy, collect_interleaved
+
+    clock = {"now": 0.0, "cpu": 0.0, "switches": 0, "run": 0}
+
+    def usage():
+        return clock["cpu"], clock["switches"]
+
+    def run_once():
+        # runs of 2 ms; every fourth is descheduled for 5 ms (wall 7 ms, CPU 2 ms); every tenth is preempted briefly
+        # (one forced switch, its wall barely longer than its CPU)
+        clock["run"] += 1
+        clock["cpu"] += 2e-3
+        clock["now"] += 2e-3
+        if clock["run"] % 4 == 0:
+            clock["now"] += 5e-3
+        elif clock["run"] % 10 == 0:
+            clock["switches"] += 1
+
+    (samples,) = collect_interleaved([run_once], SamplingPolicy(warmup_runs=0, min_runs=100, max_runs=100,
+                                                                budget_s=1e9), clock=lambda: clock["now"], usage=usage)
+    return Measurement.from_samples(samples)
+
+
+def test_runs_preempted_or_descheduled_are_counted_as_contended():
+    m = _contended_measurement()
+    # runs 4, 8, ... 100 descheduled (25 runs); runs 10, 30, 50, 70, 90 preempted (20, 40... are multiples of 4)
+    assert m.contended_runs == 25 + 5
+    assert m.uncontended_median == pytest.approx(2e-3)
+    assert not m.mostly_contended
+    (warning,) = [w for w in m.warnings if w.startswith("contended:")]
+    assert "30 of 100 runs (30%)" in warning and "median is 2 ms" in warning
+    data = m.to_dict()
+    assert data["contended_runs"] == 30 and data["uncontended_median_ms"] == pytest.approx(2.0)
+    assert Measurement.from_dict(data).contended == m.contended  # the per-run CPU times travel with the samples
+
+
+def test_a_run_that_gets_its_whole_wall_time_in_cpu_is_not_contended():
+    quiet = Measurement((2e-3, 2e-3, 3e-3), cpu_s=(2e-3, 1.95e-3, 3.1e-3), involuntary_switches=(0, 0, 0))
+    assert quiet.contended == (False, False, False) and quiet.contended_runs == 0
+    assert not any(w.startswith("contended") for w in quiet.warnings)
+    busy = Measurement((7e-3, 7e-3, 2e-3), cpu_s=(2e-3, 2e-3, 2e-3), involuntary_switches=(0, 1, 0))
+    assert busy.contended == (True, True, False) and busy.mostly_contended
+    assert busy.uncontended_median == pytest.approx(2e-3)
+    unknown = Measurement((2e-3,))  # stored before CPU time was recorded: nothing is made up
+    assert unknown.contended == () and unknown.contended_runs is None and unknown.uncontended_median is None

@@ -26,10 +26,16 @@ from __future__ import annotations
 
 import bisect
 import math
+import os
 import statistics
 import time
 from dataclasses import asdict, dataclass, fields
 from typing import Callable, Optional, Sequence
+
+try:
+    import resource
+except ImportError:  # not on every platform a board may run: then no per-run CPU time is recorded
+    resource = None  # type: ignore[assignment]
 
 STOP_REASONS = ("precision", "budget", "max_runs", "interrupted")
 
@@ -115,6 +121,11 @@ class Samples:
     stop_reason: "precision" (the median's CI reached the target), "budget", "max_runs" or "interrupted" (Ctrl-C
         ended sampling; the rounds finished before it are kept).
     elapsed_s: wall time of the whole call on the same clock, warm-up and checks included.
+    cpu_s: CPU seconds the process used during each timed run (every thread), in run order; empty where the
+        platform (or the clock: CUDA events) gives no comparable CPU time.
+    involuntary_switches: context switches the scheduler forced on the process's threads during each timed run.
+    steal_s: CPU seconds the hypervisor took from this machine's CPUs during the whole call (all CPUs together),
+        None where the system does not report steal time.
     """
 
     samples_s: tuple
@@ -122,6 +133,9 @@ class Samples:
     stop_reason: str
     policy: SamplingPolicy
     elapsed_s: float
+    cpu_s: tuple = ()
+    involuntary_switches: tuple = ()
+    steal_s: Optional[float] = None
 
     def to_dict(self) -> dict:
         """Plain JSON-able data (lists of floats in seconds, the policy as a dict)."""
@@ -131,6 +145,9 @@ class Samples:
             "stop_reason": self.stop_reason,
             "policy": self.policy.to_dict(),
             "elapsed_s": self.elapsed_s,
+            "cpu_s": list(self.cpu_s),
+            "involuntary_switches": list(self.involuntary_switches),
+            "steal_s": self.steal_s,
         }
 
     @classmethod
@@ -144,7 +161,32 @@ class Samples:
             stop_reason=data["stop_reason"],
             policy=SamplingPolicy.from_dict(data["policy"]),
             elapsed_s=float(data["elapsed_s"]),
+            cpu_s=tuple(float(x) for x in data["cpu_s"]),
+            involuntary_switches=tuple(int(x) for x in data["involuntary_switches"]),
+            steal_s=None if data["steal_s"] is None else float(data["steal_s"]),
         )
+
+
+#: usage() -> (CPU seconds of the whole process so far, involuntary context switches so far).
+Usage = Callable[[], tuple]
+
+
+def process_usage() -> tuple:
+    """CPU seconds this process has used (all its threads) and the involuntary context switches of its threads."""
+    return time.process_time(), resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
+
+
+def steal_seconds() -> Optional[float]:
+    """Steal time of all CPUs so far (seconds) from /proc/stat, None where the system does not report it."""
+    try:
+        with open("/proc/stat", encoding="ascii") as handle:
+            fields_ = handle.readline().split()
+        return int(fields_[8]) / os.sysconf("SC_CLK_TCK") if fields_[0] == "cpu" and len(fields_) > 8 else None
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+_SAME_AS_CLOCK = "the process's CPU time when the clock is time.perf_counter, else nothing"
 
 
 # Ranks more than 20 standard deviations (sqrt(n)/2 each) below n/2 carry a binomial mass under exp(-200) ~ 1e-87:
@@ -253,18 +295,24 @@ class _MedianTracker:
         self.policy = policy
         self.samples: list = []
         self.ordered: list = []
+        self.cpu: list = []
+        self.switches: list = []
         self._dependence = 1.0
         self._dependence_at = 0
 
-    def append(self, duration: float) -> None:
-        """Take one more timed run (seconds)."""
+    def append(self, duration: float, cpu: Optional[float] = None, switches: Optional[int] = None) -> None:
+        """Take one more timed run (seconds), with the process's CPU seconds and forced switches during it."""
         self.samples.append(duration)
         bisect.insort(self.ordered, duration)
+        if cpu is not None:
+            self.cpu.append(cpu)
+            self.switches.append(switches)
 
     def keep(self, runs: int) -> None:
         """Keep the first ``runs`` timed runs only."""
         while len(self.samples) > runs:
             del self.ordered[bisect.bisect_left(self.ordered, self.samples.pop())]
+        del self.cpu[runs:], self.switches[runs:]
 
     def _within(self, ranks: Optional[tuple], mid: float) -> bool:
         if ranks is None:
@@ -306,6 +354,7 @@ def collect_interleaved(
     policy: SamplingPolicy = SamplingPolicy(),
     clock: Callable[[], float] = time.perf_counter,
     on_progress: Optional[Callable[[str, int, float], None]] = None,
+    usage: Optional[Usage] | str = _SAME_AS_CLOCK,
 ) -> list:
     """Time several models round-robin, so drift on a noisy machine hits all of them alike (THE timing loop: one
     model is measured as an interleaved run of one).
@@ -323,12 +372,21 @@ def collect_interleaved(
     no timed round finished, the KeyboardInterrupt goes on). Returns one `Samples` per model, in the order given;
     ``elapsed_s`` is the whole call's.
 
+    Around each timed run ``usage()`` records what the run got of the CPU (the process's CPU time and involuntary
+    context switches, outside the timed bracket), so a run another process preempted can be told apart
+    (`stats.Measurement.contended`). By default that is `process_usage` with the real wall clock and nothing with
+    another clock (a fake one in tests, CUDA events), whose times are not comparable with CPU time.
+
     on_progress(phase, rounds_done, elapsed_s) is called after every round.
     """
     count = len(run_onces)
     if count == 0:
         raise ValueError("collect_interleaved needs at least one run_once")
+    if usage is _SAME_AS_CLOCK:
+        usage = process_usage if clock is time.perf_counter and resource is not None else None
     budget = policy.budget_s * count
+    measure_usage: Usage = usage if callable(usage) else process_usage
+    steal_before = steal_seconds() if callable(usage) else None
     started = clock()
 
     def one_round(index: int, into: list) -> None:
@@ -337,6 +395,16 @@ def collect_interleaved(
             before = clock()
             run_onces[which]()
             into[which].append(clock() - before)
+
+    def one_timed_round(index: int, trackers: list) -> None:
+        for k in range(count):
+            which = (index + k) % count
+            cpu_before, switches_before = measure_usage()
+            before = clock()
+            run_onces[which]()
+            after = clock()
+            cpu_after, switches_after = measure_usage()
+            trackers[which].append(after - before, cpu_after - cpu_before, switches_after - switches_before)
 
     warmups: list[list[float]] = [[] for _ in range(count)]
     for r in range(policy.warmup_runs):
@@ -349,7 +417,10 @@ def collect_interleaved(
     rounds = 0
     try:
         while stop_reason is None:
-            one_round(rounds, trackers)
+            if not callable(usage):
+                one_round(rounds, trackers)
+            else:
+                one_timed_round(rounds, trackers)
             rounds += 1
             now = clock()
             if on_progress is not None:
@@ -374,4 +445,7 @@ def collect_interleaved(
             raise
         stop_reason = "interrupted"
     elapsed = clock() - started
-    return [Samples(tuple(t.samples), tuple(w), stop_reason, policy, elapsed) for t, w in zip(trackers, warmups)]
+    steal_after = steal_seconds() if steal_before is not None else None
+    steal = steal_after - steal_before if steal_after is not None and steal_before is not None else None
+    return [Samples(tuple(t.samples), tuple(w), stop_reason, policy, elapsed, tuple(t.cpu), tuple(t.switches), steal)
+            for t, w in zip(trackers, warmups)]

@@ -22,6 +22,15 @@ NOISY_IQR_FRACTION = 0.10
 # Independent runs reach 3 by chance rarely (batch-means factor ~ chi2(k-1)/(k-1): 0.14% at 10 batches, 1.7% at 5).
 DRIFTING_DEPENDENCE = 3.0
 
+# A run is CONTENDED (another task had the CPU during it) when its process was switched out involuntarily, or when
+# its wall time exceeds the CPU time the process got by more than this fraction of it plus this floor (seconds): a
+# run that computes the whole time gets at least its wall time in CPU. The floor covers the clock reads inside the
+# CPU bracket and timer granularity.
+DESCHEDULED_FRACTION = 0.03
+DESCHEDULED_FLOOR_S = 20e-6
+# From this share of contended runs on, a measurement warns "contended:".
+CONTENDED_WARNING_SHARE = 0.10
+
 _MS = 1000.0  # seconds -> milliseconds
 
 
@@ -38,13 +47,19 @@ class Measurement:
     """Raw timings of one model under one setting, in seconds, and statistics derived from them on first use.
 
     samples_s: timed runs, in order. warmup_s: warm-up runs, in order, never part of a statistic.
-    stop_reason: "precision", "budget", "max_runs" or "interrupted" (see `sampling.collect_interleaved`). policy: the `SamplingPolicy` used.
+    stop_reason: "precision", "budget", "max_runs" or "interrupted" (see `sampling.collect_interleaved`).
+    policy: the `SamplingPolicy` used. cpu_s, involuntary_switches: per timed run, the CPU seconds the process got
+    and the times its threads were switched out involuntarily (empty when not recorded). steal_s: the hypervisor's
+    steal time during the measurement (seconds, all CPUs; None when unknown).
     """
 
     samples_s: tuple
     warmup_s: tuple = ()
     stop_reason: str = "precision"
     policy: SamplingPolicy = field(default_factory=SamplingPolicy)
+    cpu_s: tuple = ()
+    involuntary_switches: tuple = ()
+    steal_s: Optional[float] = None
 
     def __post_init__(self) -> None:
         if not self.samples_s:
@@ -54,11 +69,41 @@ class Measurement:
         # Tuples keep the frozen object hashable-ish and stop callers from appending to a list they passed in.
         object.__setattr__(self, "samples_s", tuple(float(x) for x in self.samples_s))
         object.__setattr__(self, "warmup_s", tuple(float(x) for x in self.warmup_s))
+        object.__setattr__(self, "cpu_s", tuple(float(x) for x in self.cpu_s))
+        object.__setattr__(self, "involuntary_switches", tuple(int(x) for x in self.involuntary_switches))
 
     @classmethod
     def from_samples(cls, samples: Samples) -> "Measurement":
         """Wrap what `sampling.collect` returned."""
-        return cls(samples.samples_s, samples.warmup_s, samples.stop_reason, samples.policy)
+        return cls(samples.samples_s, samples.warmup_s, samples.stop_reason, samples.policy, samples.cpu_s,
+                   samples.involuntary_switches, samples.steal_s)
+
+    @cached_property
+    def contended(self) -> tuple:
+        """Per timed run: did another task have the CPU during it? True when the process was switched out
+        involuntarily (any of its threads: the rule for several threads, whose CPU time adds up past the wall time),
+        or when the run's wall time exceeds the CPU time the process got by more than 3% plus 20 us (a single thread
+        computing the whole run gets its whole wall time). Empty when CPU time was not recorded."""
+        if len(self.cpu_s) != self.runs:
+            return ()
+        return tuple(switches > 0 or wall - cpu > DESCHEDULED_FRACTION * wall + DESCHEDULED_FLOOR_S
+                     for wall, cpu, switches in zip(self.samples_s, self.cpu_s, self.involuntary_switches))
+
+    @property
+    def contended_runs(self) -> Optional[int]:
+        """How many timed runs were contended (None when CPU time was not recorded)."""
+        return sum(self.contended) if self.contended else None
+
+    @cached_property
+    def uncontended_median(self) -> Optional[float]:
+        """Median of the runs no other task disturbed (seconds); None when unknown or when every run was."""
+        clean = [wall for wall, busy in zip(self.samples_s, self.contended) if not busy]
+        return statistics.median(clean) if clean else None
+
+    @property
+    def mostly_contended(self) -> bool:
+        """More than half the runs were contended: the median is then the contended machine's latency."""
+        return bool(self.contended_runs) and 2 * (self.contended_runs or 0) > self.runs
 
     # cached_property writes to the instance __dict__ directly, so it works on a frozen dataclass.
     @cached_property
@@ -148,6 +193,17 @@ class Measurement:
                 f"{self.effective_runs} independent ones); the machine's speed changed while measuring, so another "
                 "invocation may land outside the CI: compare models interleaved (compare, regress), not across runs"
             )
+        if self.contended_runs and self.contended_runs > CONTENDED_WARNING_SHARE * self.runs:
+            clean = self.uncontended_median
+            found.append(
+                f"contended: {self.contended_runs} of {self.runs} runs ({self.contended_runs / self.runs:.0%}) were "
+                "descheduled or preempted by another process; "
+                + (f"the uncontended runs' median is {clean * _MS:.4g} ms" if clean is not None else
+                   "no run was free of it") + "; quiet the machine or pin the process to a free core"
+            )
+        if self.steal_s is not None and self.steal_s > 0.05 * self._wall_s():
+            found.append(f"stolen: the hypervisor took {self.steal_s:.2g} s of CPU during a {self._wall_s():.2g} s "
+                         "measurement; this virtual machine shares its cores")
         if self.stop_reason == "interrupted":
             found.append(f"interrupted: Ctrl-C ended sampling after {self.runs} runs; the result is incomplete")
         elif self.stop_reason != "precision":
@@ -163,9 +219,13 @@ class Measurement:
             )
         return tuple(found)
 
+    def _wall_s(self) -> float:
+        return sum(self.samples_s) + sum(self.warmup_s)
+
     def to_dict(self) -> dict:
         """Plain JSON-able data in milliseconds (unrounded), with the raw samples; `from_dict` reads it back."""
         ci95 = None if self.ci95 is None else [self.ci95[0] * _MS, self.ci95[1] * _MS]
+        clean = self.uncontended_median
         return {
             "median_ms": self.median * _MS,
             "mean_ms": self.mean * _MS,
@@ -179,6 +239,11 @@ class Measurement:
             "stop_reason": self.stop_reason,
             "runs": self.runs,
             "effective_runs": self.effective_runs,
+            "contended_runs": self.contended_runs,
+            "uncontended_median_ms": None if clean is None else clean * _MS,
+            "cpu_ms": [x * _MS for x in self.cpu_s],
+            "involuntary_switches": list(self.involuntary_switches),
+            "steal_s": self.steal_s,
             "warnings": list(self.warnings),
             "policy": self.policy.to_dict(),
         }
@@ -186,11 +251,15 @@ class Measurement:
     @classmethod
     def from_dict(cls, data: dict) -> "Measurement":
         """Inverse of `to_dict`: rebuilds from the raw samples; the derived keys are recomputed, not trusted."""
+        # Measurements stored by earlier versions (baseline files keep them) have no CPU time: none is made up.
         return cls(
             samples_s=tuple(x / _MS for x in data["samples_ms"]),
             warmup_s=tuple(x / _MS for x in data["warmup_ms"]),
             stop_reason=data["stop_reason"],
             policy=SamplingPolicy.from_dict(data["policy"]),
+            cpu_s=tuple(x / _MS for x in data.get("cpu_ms", ())),
+            involuntary_switches=tuple(int(x) for x in data.get("involuntary_switches", ())),
+            steal_s=data.get("steal_s"),
         )
 
     def __repr__(self) -> str:
