@@ -28,7 +28,7 @@ from typing import Any
 
 from .errors import UsageError
 from .files import read_text_file
-from .layer_table import Layer, LayerTable
+from .layer_table import Coverage, Layer, LayerTable
 from .models import ModelIdentity
 from .ops import COMPUTE, ELEMENTWISE, OpKind
 from .prepared import PreparedModel
@@ -268,6 +268,7 @@ class CheckResult:
     model: ModelIdentity
     thresholds: Thresholds
     findings: tuple[Finding, ...]
+    coverage: Coverage
 
     def counts(self, guideline: str) -> tuple[int, int]:
         """(metrics checked, metrics above threshold) of one guideline."""
@@ -293,9 +294,11 @@ class CheckResult:
             "thresholds": asdict(self.thresholds),
             "summary": summary,
             "findings": [f.to_dict() for f in self.findings],
+            "coverage": self.coverage.to_dict(),
         }
 
 
 def check_model(model: PreparedModel, thresholds: Thresholds = Thresholds()) -> CheckResult:
     """Lint one model against the guidelines."""
-    return CheckResult(model.identity, thresholds, tuple(check(model.layer_table, thresholds)))
+    table = model.layer_table
+    return CheckResult(model.identity, thresholds, tuple(check(table, thresholds)), table.coverage)

@@ -9,18 +9,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .layer_table import LayerTable
+from .layer_table import Coverage, LayerTable
 
 
 @dataclass(frozen=True)
 class CostSummary:
-    """Totals of one model at one input shape, in both MAC views (eager and deployed)."""
+    """Totals of one model at one input shape, in both MAC views (eager and deployed), and what the counter
+    understood of the model (``coverage``: estimated and unknown operators, and how much MAC rests on estimates)."""
 
     flops_madd: int
     params: int
     other_ops: dict[str, int]
     mac_elements: dict[str, int]
     mac_bytes: dict[str, int]
+    coverage: Coverage = Coverage(0, 0)
 
     @property
     def arithmetic_intensity(self) -> dict[str, float]:
@@ -36,13 +38,14 @@ class CostSummary:
             "mac_elements": dict(self.mac_elements),
             "mac_bytes": dict(self.mac_bytes),
             "arithmetic_intensity": self.arithmetic_intensity,
+            "coverage": self.coverage.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "CostSummary":
         """Inverse of `to_dict` (extra keys of the enclosing result are ignored)."""
         return cls(int(data["flops_madd"]), int(data["params"]), dict(data["other_ops"]), dict(data["mac_elements"]),
-                   dict(data["mac_bytes"]))
+                   dict(data["mac_bytes"]), Coverage.from_dict(data["coverage"]))
 
 
 def summarize(table: LayerTable) -> CostSummary:
@@ -53,6 +56,7 @@ def summarize(table: LayerTable) -> CostSummary:
         other_ops=table.other_ops_by_kind(),
         mac_elements={"eager": table.total("mac_elements"), "deployed": table.total("mac_elements_deployed")},
         mac_bytes={"eager": table.total("mac_bytes"), "deployed": table.total("mac_bytes_deployed")},
+        coverage=table.coverage,
     )
 
 

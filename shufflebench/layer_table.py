@@ -52,6 +52,7 @@ class Layer:
     groups: int | None = None
     inputs_from: tuple[int, ...] = ()
     fused_into: int | None = None
+    estimated: bool = False
 
     @property
     def arithmetic_intensity(self) -> dict[str, float | None]:
@@ -85,30 +86,50 @@ class Layer:
             "arithmetic_intensity": self.arithmetic_intensity,
             "inputs_from": list(self.inputs_from),
             "fused_into": self.fused_into,
+            "estimated": self.estimated,
         }
 
 
 @dataclass(frozen=True)
 class Coverage:
-    """What the counter understood: rows counted (views included), shape bookkeeping skipped, unknown operators."""
+    """What the counter understood. counted: rows a rule of their own costed (views included); estimated: rows the
+    generic rule costed (read every input, write every output), per operator; unknown: operators not costed at all
+    (no rule, or an operand of unknown shape), per operator; bookkeeping: shape arithmetic skipped;
+    estimated_mac_share: the share of the eager MAC (bytes) that rests on the generic rule."""
 
     counted: int
     bookkeeping: int
     unknown: tuple[tuple[str, int], ...] = ()
+    estimated: tuple[tuple[str, int], ...] = ()
+    estimated_mac_share: float = 0.0
 
     @property
     def complete(self) -> bool:
-        return not self.unknown
+        """Every operator costed by a rule of its own."""
+        return not self.unknown and not self.estimated
 
     def to_dict(self) -> dict:
-        return {"counted": self.counted, "bookkeeping": self.bookkeeping, "unknown": dict(self.unknown)}
+        return {"counted": self.counted, "estimated": dict(self.estimated), "unknown": dict(self.unknown),
+                "bookkeeping": self.bookkeeping, "estimated_mac_share": self.estimated_mac_share}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Coverage":
+        """Inverse of `to_dict`."""
+        return cls(int(data["counted"]), int(data["bookkeeping"]), tuple(data["unknown"].items()),
+                   tuple(data["estimated"].items()), float(data["estimated_mac_share"]))
 
     def describe(self) -> str:
-        """One line for the reports, e.g. ``412 operators counted, 0 unknown``."""
-        if not self.unknown:
-            return f"{self.counted} operators counted, 0 unknown"
-        listed = ", ".join(f"{op} x{n}" for op, n in self.unknown)
-        return f"{self.counted} operators counted, {sum(n for _, n in self.unknown)} unknown (not counted): {listed}"
+        """One line for the reports: ``246 operators counted, 0 unknown``, and what was estimated or left out."""
+        text = f"{self.counted} operators counted"
+        if self.estimated:
+            listed = ", ".join(f"{op} x{n}" for op, n in self.estimated)
+            text += (f", {sum(n for _, n in self.estimated)} estimated ({listed}: {self.estimated_mac_share:.1%} of "
+                     "the MAC rests on the generic rule, reading every input and writing every output)")
+        unknown = sum(n for _, n in self.unknown)
+        text += f", {unknown} unknown"
+        if self.unknown:
+            text += " (not counted: " + ", ".join(f"{op} x{n}" for op, n in self.unknown) + ")"
+        return text
 
 
 @dataclass(frozen=True)
@@ -152,9 +173,10 @@ class RowDraft:
 
 
 def finish_table(
-    drafts: Sequence[RowDraft], *, input_shape, params: int, coverage: Coverage, source: str
+    drafts: Sequence[RowDraft], *, input_shape, params: int, bookkeeping: int,
+    unknown: Iterable[tuple[str, int]], source: str
 ) -> LayerTable:
-    """Name the rows, work out the deployed view and freeze everything into a `LayerTable`."""
+    """Name the rows, work out the deployed view and the coverage, and freeze everything into a `LayerTable`."""
     for draft in drafts:
         for producer in draft.inputs_from:
             drafts[producer].consumers += 1
@@ -186,8 +208,16 @@ def finish_table(
                 groups=cost.groups,
                 inputs_from=draft.inputs_from,
                 fused_into=fused_into.get(i),
+                estimated=cost.estimated,
             )
         )
+    total = sum(layer.mac_bytes for layer in layers)
+    estimated = [layer for layer in layers if layer.estimated]
+    coverage = Coverage(
+        counted=len(layers) - len(estimated), bookkeeping=bookkeeping, unknown=merge_unknown(unknown),
+        estimated=merge_unknown((layer.op, 1) for layer in estimated),
+        estimated_mac_share=sum(layer.mac_bytes for layer in estimated) / total if total else 0.0,
+    )
     return LayerTable(tuple(layers), tuple(input_shape), params, coverage, source)
 
 
@@ -233,6 +263,8 @@ def _deployed_cost(i: int, drafts: Sequence[RowDraft], fused_into: dict[int, int
     cost = drafts[i].cost
     if i in fused_into:
         return OpCost(cost.kind)
+    if cost.deployed is not None:
+        return cost.deployed
     folded_bn = [j for j, host in fused_into.items() if host == i and drafts[j].cost.kind is OpKind.BATCH_NORM]
     if folded_bn and len(cost.weights) == 1:
         # The folded batch norm leaves a per-channel bias on the layer that absorbed it.

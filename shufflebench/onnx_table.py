@@ -11,26 +11,32 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import UsageError
-from .layer_table import Coverage, LayerTable, RowDraft, finish_table, merge_unknown
-from .ops import (
-    OpCost,
-    OpKind,
-    Tensor,
-    batch_norm_cost,
-    conv_cost,
-    copy_cost,
-    elementwise_cost,
-    linear_cost,
-    pool_cost,
-    view_cost,
-)
+from .layer_table import LayerTable, RowDraft, finish_table
+from .ops import OpCost, OpKind, Tensor, batch_norm_cost, conv_cost, copy_cost, elementwise_cost, gather_cost
+from .ops import generic_cost, linear_cost, norm_cost, pool_cost, view_cost
 
-_ACTIVATIONS = {"Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "LeakyRelu", "Elu", "Gelu", "Mish"}
-_ELEMENTWISE = {"Add": OpKind.ADD, "Sub": OpKind.ADD, "Sum": OpKind.ADD, "Mul": OpKind.MUL, "Div": OpKind.MUL}
+# What onnxruntime does with each node, the deployed view's rules (see `ops`): Split and Slice write new tensors
+# (a Slice reads only its part), Gather moves one output's worth of data, Transpose, Pad, Resize, Expand, Tile and a
+# Cast of data copy, Reshape and its kin alias their input.
+_ACTIVATIONS = {"Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "LeakyRelu", "Elu", "Selu", "Celu",
+                "Gelu", "Mish", "Softplus", "Softsign", "Abs", "Neg", "Exp", "Log", "Sqrt", "Reciprocal", "Sin", "Cos",
+                "Erf", "Sign", "Floor", "Ceil", "Round", "ThresholdedRelu", "Shrink"}
+_ELEMENTWISE = {"Add": OpKind.ADD, "Sub": OpKind.ADD, "Sum": OpKind.ADD, "Max": OpKind.ADD, "Min": OpKind.ADD,
+                "Mul": OpKind.MUL, "Div": OpKind.MUL, "Pow": OpKind.MUL, "Where": OpKind.MUL}
 _VIEWS = {"Reshape": OpKind.RESHAPE, "Flatten": OpKind.RESHAPE, "Squeeze": OpKind.RESHAPE,
           "Unsqueeze": OpKind.RESHAPE, "Identity": OpKind.RESHAPE, "Dropout": OpKind.RESHAPE}
-_POOLS = {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean"}
-_BOOKKEEPING = {"Shape", "Gather", "Constant", "ConstantOfShape", "Cast", "Range", "Size", "Equal", "Where", "Concat_shape"}
+_POOLS = {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "LpPool"}
+_REDUCTIONS = {"ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSumExp",
+               "ReduceSumSquare", "ArgMax", "ArgMin"}
+_COPIES = {"Pad": OpKind.PAD, "Resize": OpKind.RESIZE, "Upsample": OpKind.RESIZE, "DepthToSpace": OpKind.COPY,
+           "SpaceToDepth": OpKind.COPY, "Expand": OpKind.COPY, "Tile": OpKind.COPY, "Cast": OpKind.COPY}
+_NORMS = {"LayerNormalization": (1, 2), "InstanceNormalization": (1, 2), "GroupNormalization": (1, 2),
+          "Softmax": (), "LogSoftmax": ()}
+_GATHERS = {"Gather", "GatherElements", "GatherND"}
+#: Nodes that compute sizes: their outputs, and everything computed from sizes and constants alone, are shape
+#: arithmetic (no row, no cost). Nodes that make data of a computed size are not.
+_SIZE_SOURCES = {"Shape", "Size"}
+_DATA_MAKERS = {"ConstantOfShape", "Expand", "Tile", "RandomNormalLike", "RandomUniformLike"}
 #: ONNX TensorProto element types -> the canonical dtype names of `ops.DTYPE_BYTES` (others are refused when a
 #: tensor of them is costed: no width is guessed).
 _ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 9: "bool",
@@ -190,9 +196,9 @@ class ShapeUnknown(Exception):
     """An operand whose shape neither shape inference nor a run on zeros gave: its node is reported as unknown."""
 
 
-def _cost(node, shapes: _Shapes) -> OpCost | None:
-    """The cost of one node, or None for shape bookkeeping; KeyError for an unknown operator, `ShapeUnknown` for an
-    operand of unknown shape."""
+def _cost(node, shapes: _Shapes) -> OpCost:
+    """The cost of one node (a data node: shape arithmetic never gets here); `ShapeUnknown` for an operand of
+    unknown shape."""
     op = node.op_type
     ins = [shapes.get(n) for n in node.input]
     outs = [shapes.get(n) for n in node.output]
@@ -227,27 +233,57 @@ def _cost(node, shapes: _Shapes) -> OpCost | None:
                       writes=(out(),))
     if op == "BatchNormalization":
         return batch_norm_cost(inp(0), out(), channels=inp(0).shape[1], affine=True)
+    if op in _NORMS:
+        weights = tuple(inp(i) for i in _NORMS[op] if i < len(ins) and node.input[i])
+        return norm_cost(inp(0), out(), weights=weights)
+    if op == "PRelu":
+        slope = inp(1)
+        return OpCost(OpKind.ACTIVATION, other_ops=out().numel, params=slope.numel, reads=(inp(0),), writes=(out(),),
+                      weights=(slope,))
     if op in _ACTIVATIONS:
         return elementwise_cost(OpKind.ACTIVATION, tensors_in[:1], out())
     if op in _ELEMENTWISE:
         return elementwise_cost(_ELEMENTWISE[op], known_ins, out())
     if op in _POOLS:
         return pool_cost(inp(0), out(), kernel=attrs.get("kernel_shape"), stride=attrs.get("strides"))
+    if op in _REDUCTIONS:
+        return OpCost(OpKind.REDUCE, other_ops=inp(0).numel, reads=(inp(0),), writes=known_outs)
     if op == "Concat":
-        if all(name in shapes.constants or t is None or len(t.shape) <= 1 for name, t in zip(node.input, ins)):
-            return None  # concatenating shape vectors
         return copy_cost(OpKind.CONCAT, known_ins, known_outs)
-    if op in ("Split", "Slice"):
-        return copy_cost(OpKind.SPLIT, tensors_in[:1], known_outs)
+    if op == "Split":
+        return copy_cost(OpKind.SPLIT, (inp(0),), known_outs)
+    if op == "Slice":
+        return copy_cost(OpKind.SPLIT, (Tensor(out().shape, inp(0).dtype),), (out(),))
+    if op in _GATHERS:
+        return gather_cost(inp(0), ins[1] if len(ins) > 1 else None, out())
     if op == "Transpose":
         perm = list(attrs.get("perm", []))
         kind = OpKind.SHUFFLE if len(perm) == 5 and perm[:3] == [0, 2, 1] else OpKind.TRANSPOSE
-        return copy_cost(kind, tensors_in[:1], known_outs)
+        return copy_cost(kind, (inp(0),), known_outs)
+    if op in _COPIES:
+        return copy_cost(_COPIES[op], (inp(0),), known_outs)
     if op in _VIEWS:
         return view_cost(_VIEWS[op])
-    if op in _BOOKKEEPING:
-        return None
-    raise KeyError(op)
+    if op == "ConstantOfShape":
+        return copy_cost(OpKind.OTHER, (), known_outs)
+    return generic_cost(tensors_in, known_outs)
+
+
+def _shape_arithmetic(graph, shapes: _Shapes) -> set[int]:
+    """Names of the nodes that only compute sizes: Shape and Size, constants, and every node all of whose inputs are
+    sizes or integer constants (a traced ``chunk`` becomes Shape -> Gather -> Div -> Slice: all but the Slice)."""
+    import numpy as np
+
+    sizes = {name for name, value in shapes.constants.items()
+             if np.issubdtype(np.asarray(value).dtype, np.integer) and np.asarray(value).ndim <= 1}
+    nodes = set()
+    for index, node in enumerate(graph.node):
+        inputs = [name for name in node.input if name]
+        if node.op_type in _SIZE_SOURCES or node.op_type == "Constant" or (
+                node.op_type not in _DATA_MAKERS and inputs and all(name in sizes for name in inputs)):
+            nodes.add(index)
+            sizes.update(node.output)
+    return nodes
 
 
 def onnx_layer_table(path: Path, input_shape: tuple[int, ...]) -> LayerTable:
@@ -259,20 +295,15 @@ def onnx_layer_table(path: Path, input_shape: tuple[int, ...]) -> LayerTable:
     bookkeeping = 0
     unknown: list[tuple[str, int]] = []
     params = 0
-    for node in shapes.graph.node:
-        if node.op_type == "Identity" and node.input[0] in shapes.constants:
+    arithmetic = _shape_arithmetic(shapes.graph, shapes)
+    for index, node in enumerate(shapes.graph.node):
+        if index in arithmetic or (node.op_type == "Identity" and node.input[0] in shapes.constants):
             bookkeeping += 1
             continue
         try:
             cost = _cost(node, shapes)
-        except KeyError:
-            unknown.append((node.op_type, 1))
-            continue
         except ShapeUnknown:
             unknown.append((f"{node.op_type} (shape unknown)", 1))
-            continue
-        if cost is None:
-            bookkeeping += 1
             continue
         params += cost.params
         sources = tuple(dict.fromkeys(producer_of[n] for n in node.input if n in producer_of))
@@ -281,5 +312,5 @@ def onnx_layer_table(path: Path, input_shape: tuple[int, ...]) -> LayerTable:
         drafts.append(RowDraft(_module_of(node), node.op_type, cost, sources, inputs, outputs))
         for name in node.output:
             producer_of[name] = len(drafts) - 1
-    coverage = Coverage(counted=len(drafts), bookkeeping=bookkeeping, unknown=merge_unknown(unknown))
-    return finish_table(drafts, input_shape=input_shape, params=params, coverage=coverage, source="onnx")
+    return finish_table(drafts, input_shape=input_shape, params=params, bookkeeping=bookkeeping, unknown=unknown,
+                        source="onnx")

@@ -37,13 +37,18 @@ class OpKind(str, Enum):
     SHUFFLE = "channel_shuffle"
     TRANSPOSE = "transpose"
     POOL = "pool"
+    REDUCE = "reduce"
+    NORM = "norm"
+    RESIZE = "resize"
+    GATHER = "gather"
+    PAD = "pad"
     RESHAPE = "reshape"
     COPY = "copy"
     OTHER = "other"
 
 
 #: Kinds that are element-wise in the ShuffleNet V2 sense (guideline G4): cheap in FLOPs, not in MAC.
-ELEMENTWISE = frozenset({OpKind.ACTIVATION, OpKind.ADD, OpKind.MUL, OpKind.BATCH_NORM})
+ELEMENTWISE = frozenset({OpKind.ACTIVATION, OpKind.ADD, OpKind.MUL, OpKind.BATCH_NORM, OpKind.NORM})
 #: Kinds whose cost is dominated by multiply-adds.
 COMPUTE = frozenset({OpKind.CONV, OpKind.DEPTHWISE_CONV, OpKind.GROUP_CONV, OpKind.LINEAR})
 
@@ -85,7 +90,13 @@ class Tensor:
 
 @dataclass(frozen=True)
 class OpCost:
-    """The cost of one operator. ``reads``/``writes`` list the tensors it moves; a pure view moves none."""
+    """The cost of one operator. ``reads``/``writes`` list the tensors it moves; a pure view moves none.
+
+    ``estimated``: no rule of its own knows this operator; the generic rule (read every input, write every output)
+    costed it. ``deployed``: the operator's cost as an inference engine (onnxruntime) runs it, where that differs from
+    eager torch: a channel split is a view in torch and a copy in the engine, a transpose the engine materializes
+    itself while torch copies only in the ``contiguous`` after it, SiLU runs as two kernels.
+    """
 
     kind: OpKind
     flops_madd: int = 0
@@ -97,6 +108,8 @@ class OpCost:
     kernel: tuple[int, ...] | None = None
     stride: tuple[int, ...] | None = None
     groups: int | None = None
+    estimated: bool = False
+    deployed: "OpCost | None" = None
 
     @property
     def mac_elements(self) -> int:
@@ -178,6 +191,26 @@ def copy_cost(kind: OpKind, inputs: tuple[Tensor, ...], outputs: tuple[Tensor, .
     return OpCost(kind, reads=tuple(inputs), writes=tuple(outputs))
 
 
-def view_cost(kind: OpKind) -> OpCost:
-    """A pure view (reshape, transpose, a split into views): no arithmetic and no memory traffic."""
-    return OpCost(kind)
+def view_cost(kind: OpKind, deployed: OpCost | None = None) -> OpCost:
+    """A pure view (reshape, transpose, a split into views): no arithmetic and no memory traffic; ``deployed`` is
+    what it costs where the engine materializes it."""
+    return OpCost(kind, deployed=deployed)
+
+
+def gather_cost(data: Tensor, indices: Tensor | None, out: Tensor) -> OpCost:
+    """Gather / index_select: the indices and one output's worth of the data are read, the output written."""
+    read_data = Tensor(out.shape, data.dtype)
+    return OpCost(OpKind.GATHER, reads=(read_data,) if indices is None else (read_data, indices), writes=(out,))
+
+
+def norm_cost(x: Tensor, out: Tensor, *, weights: tuple[Tensor, ...]) -> OpCost:
+    """Layer, group or instance norm: reads the input (statistics and scaling in one pass each, counted once, as for
+    batch norm) and its affine weights, writes the output; one op per element."""
+    return OpCost(OpKind.NORM, other_ops=x.numel, params=sum(w.numel for w in weights), reads=(x,), writes=(out,),
+                  weights=weights)
+
+
+def generic_cost(inputs: tuple[Tensor, ...], outputs: tuple[Tensor, ...], kind: OpKind = OpKind.OTHER) -> OpCost:
+    """An operator no rule knows: it reads every tensor input and writes every output (the least any implementation
+    moves); marked ``estimated`` so reports can say how much of the MAC rests on it."""
+    return OpCost(kind, reads=tuple(inputs), writes=tuple(outputs), estimated=True)

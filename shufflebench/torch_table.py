@@ -10,12 +10,13 @@ reported as unknown -- a ReLU or a channel shuffle is never quietly free.
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from typing import Any, Callable
 
 from .errors import SetupError
-from .layer_table import Coverage, LayerTable, RowDraft, finish_table, merge_unknown
-from .ops import OpCost, OpKind, Tensor, batch_norm_cost, conv_cost, copy_cost, elementwise_cost, linear_cost
-from .ops import pool_cost, view_cost
+from .layer_table import LayerTable, RowDraft, finish_table
+from .ops import OpCost, OpKind, Tensor, batch_norm_cost, conv_cost, copy_cost, elementwise_cost, gather_cost
+from .ops import generic_cost, linear_cost, norm_cost, pool_cost, view_cost
 
 #: Operators that compute shapes, not tensors: no row, no cost.
 SHAPE_BOOKKEEPING = (
@@ -23,19 +24,41 @@ SHAPE_BOOKKEEPING = (
     "aten::len", "aten::dim", "aten::numel",
 )
 
+#: One element in, one element out (`elementwise_cost`, kind ACTIVATION): activations and unary math.
 _ACTIVATIONS = (
-    "relu", "relu_", "relu6", "relu6_", "hardtanh", "hardtanh_", "clamp", "clamp_", "sigmoid", "sigmoid_",
-    "hardswish", "hardswish_", "hardsigmoid", "hardsigmoid_", "silu", "silu_", "gelu", "tanh", "tanh_",
-    "leaky_relu", "leaky_relu_", "elu", "elu_",
+    "relu", "relu6", "hardtanh", "clamp", "clamp_min", "clamp_max", "sigmoid", "hardswish", "hardsigmoid", "gelu",
+    "tanh", "leaky_relu", "elu", "selu", "celu", "softplus", "softsign", "mish", "log_sigmoid", "hardshrink",
+    "abs", "neg", "exp", "log", "sqrt", "rsqrt", "reciprocal", "sin", "cos", "erf", "sign", "floor", "ceil", "round",
+    "square", "pow", "logit", "threshold", "nan_to_num",
 )
+#: Several tensors in, one out, element by element.
+_BINARY = {
+    "add": OpKind.ADD, "sub": OpKind.ADD, "rsub": OpKind.ADD, "maximum": OpKind.ADD, "minimum": OpKind.ADD,
+    "mul": OpKind.MUL, "div": OpKind.MUL, "where": OpKind.MUL, "masked_fill": OpKind.MUL, "addcmul": OpKind.MUL,
+}
+#: No data moves in torch. ``deployed`` marks those the inference engine materializes: onnxruntime's Split, Slice
+#: and Gather write new tensors, its Transpose copies (torch copies only in the ``contiguous`` after a transpose).
 _VIEWS = {
     "view": OpKind.RESHAPE, "reshape": OpKind.RESHAPE, "flatten": OpKind.RESHAPE, "squeeze": OpKind.RESHAPE,
-    "unsqueeze": OpKind.RESHAPE, "expand": OpKind.RESHAPE, "detach": OpKind.RESHAPE, "dropout": OpKind.RESHAPE,
-    "feature_dropout": OpKind.RESHAPE, "to": OpKind.RESHAPE, "type_as": OpKind.RESHAPE, "alias": OpKind.RESHAPE,
+    "unsqueeze": OpKind.RESHAPE, "expand": OpKind.RESHAPE, "expand_as": OpKind.RESHAPE, "detach": OpKind.RESHAPE,
+    "dropout": OpKind.RESHAPE, "feature_dropout": OpKind.RESHAPE, "alpha_dropout": OpKind.RESHAPE,
+    "type_as": OpKind.RESHAPE, "alias": OpKind.RESHAPE, "clone": OpKind.RESHAPE, "identity": OpKind.RESHAPE,
     "transpose": OpKind.TRANSPOSE, "permute": OpKind.TRANSPOSE, "t": OpKind.TRANSPOSE,
     "chunk": OpKind.SPLIT, "split": OpKind.SPLIT, "split_with_sizes": OpKind.SPLIT, "unbind": OpKind.SPLIT,
-    "slice": OpKind.SPLIT, "select": OpKind.SPLIT, "narrow": OpKind.SPLIT,
+    "slice": OpKind.SPLIT, "select": OpKind.SPLIT, "narrow": OpKind.SPLIT, "tensor_split": OpKind.SPLIT,
 }
+_DEPLOYED_COPIES = {"transpose", "permute", "t", "chunk", "split", "split_with_sizes", "unbind", "slice", "select",
+                    "narrow", "tensor_split"}
+_POOLS = ("max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d",
+          "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d", "mean")
+_REDUCTIONS = ("sum", "amax", "amin", "max", "min", "std", "var", "norm", "logsumexp", "prod", "argmax", "argmin")
+_RESIZES = ("upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d", "upsample_bilinear2d",
+            "upsample_bicubic2d", "upsample_linear1d", "upsample_trilinear3d", "grid_sampler", "pixel_shuffle",
+            "pixel_unshuffle")
+_PADS = ("constant_pad_nd", "pad", "reflection_pad1d", "reflection_pad2d", "replication_pad1d", "replication_pad2d",
+         "replication_pad3d", "zero_pad2d")
+_CREATIONS = ("zeros", "ones", "empty", "full", "zeros_like", "ones_like", "empty_like", "full_like", "new_zeros",
+              "new_ones", "new_empty", "new_full", "rand", "randn", "rand_like", "randn_like")
 #: TorchScript's scalar type names -> the canonical dtype names of `ops.DTYPE_BYTES`.
 TORCH_DTYPES = {
     "Float": "float32", "Double": "float64", "Half": "float16", "BFloat16": "bfloat16", "Long": "int64",
@@ -44,7 +67,6 @@ TORCH_DTYPES = {
     "Float8_e4m3fnuz": "float8_e4m3fnuz", "Float8_e5m2fnuz": "float8_e5m2fnuz", "QInt8": "qint8", "QUInt8": "quint8",
     "QInt32": "qint32", "UInt16": "uint16", "UInt32": "uint32", "UInt64": "uint64",
 }
-_POOLS = ("max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d", "mean")
 
 
 def _tensor(value) -> Tensor | None:
@@ -127,11 +149,39 @@ def _batch_norm(inputs, outputs) -> OpCost:
     return batch_norm_cost(x, _t(outputs[0]), channels=x.shape[1], affine=_tensor(inputs[1]) is not None)
 
 
+def _norm(weight_slots: tuple[int, ...]) -> Callable:
+    """Layer / group / instance norm, its affine weight and bias at ``weight_slots`` of the call."""
+
+    def rule(inputs, outputs) -> OpCost:
+        weights = tuple(t for t in (_tensor(inputs[i]) for i in weight_slots if i < len(inputs)) if t is not None)
+        return norm_cost(_t(inputs[0]), _t(outputs[0]), weights=weights)
+
+    return rule
+
+
+def _softmax(inputs, outputs) -> OpCost:
+    return norm_cost(_t(inputs[0]), _t(outputs[0]), weights=())
+
+
 def _elementwise(kind: OpKind) -> Callable:
     def rule(inputs, outputs) -> OpCost:
         return elementwise_cost(kind, _tensors(inputs), _t(outputs[0]))
 
     return rule
+
+
+def _prelu(inputs, outputs) -> OpCost:
+    # PReLU's slopes are a learned weight: read with the input, counted as parameters.
+    x, slope, out = _t(inputs[0]), _t(inputs[1]), _t(outputs[0])
+    return OpCost(OpKind.ACTIVATION, other_ops=out.numel, params=slope.numel, reads=(x,), writes=(out,),
+                  weights=(slope,))
+
+
+def _silu(inputs, outputs) -> OpCost:
+    # One kernel in torch; onnxruntime runs SiLU as Sigmoid then Mul (opset 17 has no SiLU), moving more.
+    x, out = _t(inputs[0]), _t(outputs[0])
+    deployed = OpCost(OpKind.ACTIVATION, other_ops=2 * out.numel, reads=(x, x, out), writes=(out, out))
+    return replace(elementwise_cost(OpKind.ACTIVATION, (x,), out), deployed=deployed)
 
 
 def _pool(inputs, outputs) -> OpCost:
@@ -142,61 +192,152 @@ def _pool(inputs, outputs) -> OpCost:
     return pool_cost(_t(inputs[0]), _t(outputs[0]), kernel=kernel, stride=stride)
 
 
-def _cat(inputs, outputs) -> OpCost:
-    return copy_cost(OpKind.CONCAT, _tensors(_list_items(inputs[0])), _tensors(outputs))
+def _reduce(inputs, outputs) -> OpCost:
+    x, out = _t(inputs[0]), _tensors(outputs)
+    return OpCost(OpKind.REDUCE, other_ops=x.numel, reads=(x,), writes=out)
 
 
-def _view(kind: OpKind) -> Callable:
+def _copying(kind: OpKind) -> Callable:
+    """An operator that reads its first input and writes its outputs (pad, resize)."""
+
     def rule(inputs, outputs) -> OpCost:
-        return view_cost(kind)
+        return copy_cost(kind, (_t(inputs[0]),), _tensors(outputs))
 
     return rule
 
 
-def _contiguous(inputs, outputs) -> OpCost:
-    # contiguous() copies only a tensor whose layout a transpose/permute changed. After the transpose(1, 2) of a
-    # (N, g, C/g, H, W) view -- the channel shuffle -- that copy is the shuffle's whole memory cost.
+def _gather(data_slot: int, index_slot: int) -> Callable:
+    """index_select, gather, embedding: the data read is one output's worth, plus the indices."""
+
+    def rule(inputs, outputs) -> OpCost:
+        index = _tensor(inputs[index_slot]) if index_slot < len(inputs) else None
+        return gather_cost(_t(inputs[data_slot]), index, _t(outputs[0]))
+
+    return rule
+
+
+def _index(inputs, outputs) -> OpCost:
+    # x[idx] with tensor indices: aten::index(input, [indices...])
+    indices = _tensors(_list_items(inputs[1])) if len(inputs) > 1 else ()
+    return gather_cost(_t(inputs[0]), indices[0] if indices else None, _t(outputs[0]))
+
+
+def _cat(inputs, outputs) -> OpCost:
+    return copy_cost(OpKind.CONCAT, _tensors(_list_items(inputs[0])), _tensors(outputs))
+
+
+def _view(name: str, kind: OpKind) -> Callable:
+    copies = name in _DEPLOYED_COPIES
+
+    def rule(inputs, outputs) -> OpCost:
+        if name in ("reshape", "flatten") and _after_transpose(inputs[0]):
+            return _materialized(inputs, outputs)
+        if not copies:
+            return view_cost(kind)
+        written = _outputs(outputs)
+        # A split writes every part; a slice or select reads and writes its own part only.
+        source = (_t(inputs[0]),) if kind is OpKind.SPLIT and len(written) > 1 else written
+        return view_cost(kind, deployed=copy_cost(kind, source, written))
+
+    return rule
+
+
+def _after_transpose(value) -> bool:
+    return value.node().kind() in ("aten::transpose", "aten::permute", "aten::t")
+
+
+def _materialized(inputs, outputs) -> OpCost:
+    """``contiguous`` (or a ``reshape``) of a transposed tensor: torch copies here; onnxruntime already did in its
+    Transpose, so the deployed view moves nothing more. After the transpose(1, 2) of a (N, g, C/g, H, W) view -- the
+    channel shuffle -- that copy is the shuffle's whole memory cost."""
     source = inputs[0].node()
-    if source.kind() not in ("aten::transpose", "aten::permute"):
-        return view_cost(OpKind.RESHAPE)
     dims = _const(source.inputsAt(1)) if source.kind() == "aten::permute" else [
-        _const(source.inputsAt(1)), _const(source.inputsAt(2))]
+        _const(source.inputsAt(1)), _const(source.inputsAt(2))] if source.kind() == "aten::transpose" else None
     shape = _t(inputs[0]).shape
     is_shuffle = len(shape) == 5 and dims is not None and sorted(dims[:2] if len(dims) == 2 else dims[1:3]) == [1, 2]
     kind = OpKind.SHUFFLE if is_shuffle else OpKind.COPY
-    return copy_cost(kind, _tensors(inputs[:1]), _tensors(outputs))
+    return replace(copy_cost(kind, (_t(inputs[0]),), _tensors(outputs)), deployed=view_cost(kind))
+
+
+def _contiguous(inputs, outputs) -> OpCost:
+    # contiguous() copies only a tensor whose layout a transpose/permute changed.
+    if not _after_transpose(inputs[0]):
+        return view_cost(OpKind.RESHAPE)
+    return _materialized(inputs, outputs)
+
+
+def _to(inputs, outputs) -> OpCost:
+    # .to() moves data only when it changes the dtype (a cast); otherwise it returns its input.
+    x, out = _tensor(inputs[0]), _t(outputs[0])
+    if x is None or x.dtype == out.dtype:
+        return view_cost(OpKind.RESHAPE)
+    return copy_cost(OpKind.COPY, (x,), (out,))
 
 
 def _creation(inputs, outputs) -> OpCost:
     return copy_cost(OpKind.OTHER, (), _tensors(outputs))
 
 
+def generic_rule(inputs, outputs) -> OpCost:
+    """Any other aten operator: read every tensor input, write every output, marked estimated."""
+    return generic_cost(_tensors(i for v in inputs for i in _list_items(v)), _outputs(outputs))
+
+
 def default_rules() -> dict[str, Callable]:
-    """The cost rule for every traced operator shufflebench understands, keyed by fvcore's op name."""
+    """The cost rule for every traced operator shufflebench understands, keyed by fvcore's op name (in-place forms
+    ``op_`` share the rule of ``op``)."""
     rules: dict[str, Callable] = {
         "aten::_convolution": _conv,
+        "aten::conv1d": _conv,
         "aten::conv2d": _conv,
+        "aten::conv3d": _conv,
         "aten::linear": _linear,
         "aten::addmm": _addmm,
         "aten::matmul": _matmul,
         "aten::mm": _matmul,
         "aten::bmm": _matmul,
         "aten::batch_norm": _batch_norm,
+        "aten::layer_norm": _norm((2, 3)),
+        "aten::group_norm": _norm((2, 3)),
+        "aten::instance_norm": _norm((1, 2)),
+        "aten::softmax": _softmax,
+        "aten::log_softmax": _softmax,
+        "aten::prelu": _prelu,
+        "aten::silu": _silu,
         "aten::cat": _cat,
+        "aten::concat": _cat,
+        "aten::stack": _cat,
         "aten::contiguous": _contiguous,
-        "aten::add": _elementwise(OpKind.ADD),
-        "aten::add_": _elementwise(OpKind.ADD),
-        "aten::sub": _elementwise(OpKind.ADD),
-        "aten::mul": _elementwise(OpKind.MUL),
-        "aten::mul_": _elementwise(OpKind.MUL),
-        "aten::div": _elementwise(OpKind.MUL),
-        "aten::zeros": _creation,
-        "aten::ones": _creation,
+        "aten::to": _to,
+        "aten::index_select": _gather(0, 2),
+        "aten::gather": _gather(0, 2),
+        "aten::embedding": _gather(0, 1),
+        "aten::index": _index,
     }
     rules.update({f"aten::{name}": _elementwise(OpKind.ACTIVATION) for name in _ACTIVATIONS})
-    rules.update({f"aten::{name}": _view(kind) for name, kind in _VIEWS.items()})
+    rules.update({f"aten::{name}": _elementwise(kind) for name, kind in _BINARY.items()})
+    rules.update({f"aten::{name}": _view(name, kind) for name, kind in _VIEWS.items()})
     rules.update({f"aten::{name}": _pool for name in _POOLS})
+    rules.update({f"aten::{name}": _reduce for name in _REDUCTIONS})
+    rules.update({f"aten::{name}": _copying(OpKind.RESIZE) for name in _RESIZES})
+    rules.update({f"aten::{name}": _copying(OpKind.PAD) for name in _PADS})
+    rules.update({f"aten::{name}": _creation for name in _CREATIONS})
+    rules.update({f"{name}_": rule for name, rule in list(rules.items())})  # in-place forms: relu_, add_, ...
     return rules
+
+
+def aten_operators() -> list[str]:
+    """Every aten operator this torch knows (``aten::name``), so that each has a rule, the generic one at least."""
+    import torch
+
+    return sorted({schema.name for schema in torch._C._jit_get_all_schemas() if schema.name.startswith("aten::")})
+
+
+def _scalar_arithmetic(inputs, outputs) -> bool:
+    """No input or output is a tensor with a dimension: arithmetic on sizes (``rsub`` on a shape scalar)."""
+    tensors = [t for t in (_tensor(v) for v in (*inputs, *outputs)) if t is not None]
+    return all(not t.shape for t in tensors) and not any(
+        use.user.kind() == "prim::ListUnpack" for out in outputs for use in out.uses())
 
 
 class _Recorder:
@@ -211,6 +352,9 @@ class _Recorder:
     def handle(self, rule: Callable) -> Callable:
         def call(inputs, outputs):
             node = outputs[0].node()
+            if _scalar_arithmetic(inputs, outputs):  # shape arithmetic on 0-dim tensors: no row, no cost
+                self.bookkeeping += 1
+                return 0
             try:
                 cost = rule(inputs, outputs)
             except ShapeUnknown:  # listed in coverage as unknown, never costed by guess
@@ -271,6 +415,11 @@ def trace_layer_table(module, input_shape: tuple[int, ...], *, dtype=None) -> La
         raise SetupError(f"fvcore {_fvcore_version()} has no JitModelAnalysis._ignored_ops; shufflebench counts every "
                          "operator only with fvcore 0.1.5 (pip install 'fvcore==0.1.5.post20221221')")
     analysis._ignored_ops = set()
+    # Every aten operator gets the generic rule first (read every input, write every output, marked estimated);
+    # rules of their own replace it where shufflebench knows the operator. Only what is not aten (a Python autograd
+    # function, a custom op) stays unknown.
+    generic = recorder.handle(generic_rule)
+    analysis.set_op_handle(**{op: generic for op in aten_operators()})
     for op, rule in default_rules().items():
         analysis.set_op_handle(op, recorder.handle(rule))
     for op in SHAPE_BOOKKEEPING:
@@ -281,11 +430,11 @@ def trace_layer_table(module, input_shape: tuple[int, ...], *, dtype=None) -> La
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         total_madd = analysis.total()
-        unknown = merge_unknown([*analysis.unsupported_ops().items(), *recorder.unknown])
+        unknown = [*analysis.unsupported_ops().items(), *recorder.unknown]
     drafts = recorder.drafts
-    coverage = Coverage(counted=len(drafts), bookkeeping=recorder.bookkeeping, unknown=unknown)
     params = sum(p.numel() for p in module.parameters() if p.requires_grad)
-    table = finish_table(drafts, input_shape=input_shape, params=params, coverage=coverage, source="torch")
+    table = finish_table(drafts, input_shape=input_shape, params=params, bookkeeping=recorder.bookkeeping,
+                         unknown=unknown, source="torch")
     if table.flops_madd != total_madd:  # both come from the same pass; a mismatch is a bug here, not the user's
         raise RuntimeError(f"layer table multiply-adds {table.flops_madd} != fvcore total {total_madd}")
     return table

@@ -20,7 +20,7 @@ def test_count_json_for_shufflenet_v2_matches_table5():
     result = invoke("count", "v2", "--format", "json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["schema"] == "shufflebench.count/1"
+    assert data["schema"] == "shufflebench.count/2"
     assert data["model"] == "shufflenet_v2"
     assert data["variant"]["width"] == 1.0
     assert data["input_shape"] == [1, 3, 224, 224]

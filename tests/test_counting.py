@@ -141,13 +141,19 @@ def test_relu_after_an_add_is_not_fused():
 
 
 def test_unknown_operators_are_reported_not_silently_zero():
+    # Not an aten operator (a Python autograd function): no rule can cost it, and it is listed as unknown.
+    class Double(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
     class Odd(nn.Module):
         def forward(self, x):
-            return torch.cumsum(x, dim=1)
+            return Double.apply(x)
 
     table = trace_layer_table(Odd(), (1, 4))
-    assert dict(table.coverage.unknown) == {"aten::cumsum": 1}
-    assert "1 unknown" in table.coverage.describe()
+    assert dict(table.coverage.unknown) == {"prim::PythonOp.Double": 1}
+    assert "1 unknown (not counted: prim::PythonOp.Double x1)" in table.coverage.describe()
 
 
 def test_names_are_module_paths():
@@ -249,3 +255,69 @@ def test_a_dtype_of_unknown_width_is_refused_not_guessed():
     assert Tensor((4,), "int16").nbytes == 8
     with pytest.raises(UsageError, match="tensor dtype 'float4' has no known width in bytes"):
         Tensor((4,), "float4").nbytes
+
+
+# --- every operator costed: rules of their own, the generic rule marked estimated, shape arithmetic left out --------
+
+
+class _Wrap(nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x)
+
+
+def _only(table, op):
+    (row,) = [r for r in table.layers if r.op == op]
+    return row
+
+
+def test_prelu_reads_its_slopes_as_weights():
+    table = trace_layer_table(nn.PReLU(8), (1, 8, 4, 4))
+    row = _only(table, "aten::prelu")
+    assert row.kind is OpKind.ACTIVATION and row.params == 8 and not row.estimated
+    assert row.mac_elements == 128 + 8 + 128  # input, 8 slopes, output
+    assert table.coverage.complete
+
+
+def test_pad_gather_and_resize_move_what_they_touch():
+    pad = _only(trace_layer_table(_Wrap(lambda x: torch.nn.functional.pad(x, (1, 1, 1, 1))), (1, 3, 4, 4)),
+                "aten::pad")
+    assert pad.kind is OpKind.PAD and pad.mac_elements == 48 + 3 * 6 * 6
+    index = torch.tensor([0, 2])
+    gathered = _only(trace_layer_table(_Wrap(lambda x: x.index_select(1, index)), (1, 3, 4, 4)), "aten::index_select")
+    assert gathered.kind is OpKind.GATHER and gathered.mac_elements == 32 + 2 + 32  # one output's data, indices
+    resized = trace_layer_table(_Wrap(lambda x: torch.nn.functional.interpolate(x, scale_factor=2)), (1, 3, 4, 4))
+    (row,) = [r for r in resized.layers if r.kind is OpKind.RESIZE]
+    assert row.mac_elements == 48 + 192 and not row.estimated
+
+
+def test_an_operator_without_a_rule_is_estimated_and_said_so():
+    table = trace_layer_table(_Wrap(lambda x: torch.flip(torch.relu(x), [1])), (1, 3, 4, 4))
+    flip = _only(table, "aten::flip")
+    assert flip.estimated and flip.mac_elements == 48 + 48  # read every input, write every output
+    coverage = table.coverage
+    assert dict(coverage.estimated) == {"aten::flip": 1} and coverage.unknown == ()
+    assert coverage.estimated_mac_share == pytest.approx(96 * 4 / table.total("mac_bytes"))
+    assert "1 estimated (aten::flip x1: 50.0% of the MAC rests on the generic rule" in coverage.describe()
+
+
+def test_arithmetic_on_sizes_is_not_a_layer():
+    # x[:, :, : h - 1]: the trace computes h - 1 on a 0-dim tensor (aten::sub); it moves no data.
+    table = trace_layer_table(_Wrap(lambda x: x[:, :, : x.size(2) - 1]), (1, 3, 4, 4))
+    assert not [r for r in table.layers if r.op == "aten::sub"]
+    assert table.coverage.complete and table.coverage.bookkeeping >= 1
+
+
+def test_a_channel_split_is_a_view_in_torch_and_a_copy_where_deployed():
+    # onnxruntime's Split writes new tensors; torch's chunk does not: eager 0, deployed read + write.
+    table = trace_layer_table(_Wrap(lambda x: torch.cat(x.chunk(2, dim=1)[::-1], dim=1)), (1, 4, 2, 2))
+    split = _only(table, "aten::chunk")
+    assert split.mac_elements == 0 and split.mac_elements_deployed == 16 + 16
+
+
+def test_silu_runs_as_two_kernels_where_deployed():
+    silu = _only(trace_layer_table(nn.SiLU(), (1, 4, 2, 2)), "aten::silu")
+    assert silu.mac_elements == 32 and silu.mac_elements_deployed == 16 + 16 + 16 + 16 + 16  # sigmoid, then mul

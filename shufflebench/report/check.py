@@ -22,6 +22,8 @@ def render_check(result: CheckResult, *, show_all: bool = False, top: int | None
         checked, above = result.counts(guideline)
         parts.append(Text(f"{guideline} {title}: {above} of {checked} above threshold",
                           style="red" if above else "green"))
+    if not result.coverage.complete:
+        parts.append(Text(f"coverage: {result.coverage.describe()}", style="yellow"))
     rows = sorted((f for f in result.findings if show_all or f.above),
                   key=lambda f: (f.guideline, -f.value / f.threshold))
     if top:

@@ -60,6 +60,8 @@ def render_compare(comparison: Comparison) -> Group:
         parts.append(Text(f"paper: {source}", style="dim"))
     parts.append(Text("theory = multiply-add ratio; actual = latency ratio (± half its 95% CI); eff. = actual / theory",
                       style="dim"))
+    parts += [Text(f"coverage of {m.result.model.short_label}: {m.result.cost.coverage.describe()}", style="yellow")
+              for m in comparison.models if not m.result.cost.coverage.complete]
     parts += [Text(f"warning: {m.result.model.short_label}: {warning}", style="yellow")
               for m in comparison.models for warning in m.result.warnings]
     parts += [render_breakdown(m.result.breakdown, f"Operator breakdown: {m.result.model.short_label}")

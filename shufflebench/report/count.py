@@ -11,12 +11,12 @@ from rich.table import Table
 from rich.text import Text
 
 from ..cost import final_fc_madd
-from ..layer_table import LayerTable
+from ..layer_table import Coverage, LayerTable
 from ..prepared import PreparedModel
 from ..zoo.papers import PaperFigure, figures_for
 from .units import binary_bytes, shape, si
 
-COUNT_SCHEMA = "shufflebench.count/1"
+COUNT_SCHEMA = "shufflebench.count/2"
 _SORT_FIELDS = {"madd": "flops_madd", "mac": "mac_bytes", "params": "params"}
 
 
@@ -34,7 +34,6 @@ def count_data(model: PreparedModel, *, per_layer: bool) -> dict[str, Any]:
         **{k: v for k, v in model.identity.to_dict().items() if k != "short_label"},
         "graph": table.source,
         **model.cost.to_dict(),
-        "coverage": table.coverage.to_dict(),
         "paper": [paper_comparison(figure, table) for figure in published_figures(model)],
     }
     if per_layer:
@@ -80,11 +79,8 @@ def render_count(data: dict[str, Any], *, sort: str = "order", top: int | None =
     if "layers" in data:
         parts.append(_layer_table(data["layers"], sort, top, data))
     cov = data["coverage"]
-    unknown = sum(cov["unknown"].values())
-    line = f"coverage: {cov['counted']} operators counted, {unknown} unknown"
-    if unknown:
-        line += " (" + ", ".join(f"{op} x{n}" for op, n in cov["unknown"].items()) + ": not counted)"
-    parts.append(Text(line, style="yellow" if unknown else "dim"))
+    partial = bool(cov["unknown"] or cov["estimated"])
+    parts.append(Text(f"coverage: {Coverage.from_dict(cov).describe()}", style="yellow" if partial else "dim"))
     return Group(*parts)
 
 

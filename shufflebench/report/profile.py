@@ -86,6 +86,8 @@ def render_profile(result: ProfileResult) -> Group:
         table.add_row(*row)
     parts.append(table)
     parts.append(Text(environment_line(result.environment), style="dim"))
+    if not result.cost.coverage.complete:
+        parts.append(Text(f"coverage: {result.cost.coverage.describe()}", style="yellow"))
     parts += [Text(f"warning: {warning}", style="yellow") for warning in result.warnings]
     if result.breakdown is not None:
         parts.append(render_breakdown(result.breakdown, "Operator breakdown"))
@@ -98,6 +100,8 @@ def profile_markdown(result: ProfileResult) -> str:
     lines += ["| theoretical | | actual | |", "| --- | ---: | --- | ---: |"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in _rows(result)]
     lines += ["", environment_line(result.environment), ""]
+    if not result.cost.coverage.complete:
+        lines += [f"- coverage: {result.cost.coverage.describe()}"]
     lines += [f"- warning: {w}" for w in result.warnings]
     text = "\n".join(lines).rstrip() + "\n"
     if result.breakdown is not None:
