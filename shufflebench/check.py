@@ -11,7 +11,8 @@ reads "2 / limit 2 / above" because another metric set it off.
 * G2 -- excessive group convolution increases MAC. For a group convolution (depthwise excluded: it is a different
   trade, see G4) with fixed input channels c1 and FLOPs B, Eq. 2 gives MAC = hw*c1 + B*g/c1 + B/hw; the overhead is
   its ratio to the same layer at g = 1 (hw*c1 + B/c1 + B/hw).
-* G3 -- fragmentation reduces parallelism. Per block (a stage unit: the first two parts of a module path), the
+* G3 -- fragmentation reduces parallelism. Per block (`blocks`: found from the graph, between rows every path
+  passes through, so a residual unit or a split-and-concat is one block whatever its modules are called), the
   fragments are its compute operators (convolutions, linear, pooling); the critical path is the longest chain of
   operators through it; the parallel branches are the largest number of fragments at the same depth.
 * G4 -- element-wise operators are not negligible: the share of MAC spent in activations, adds, multiplies and
@@ -175,19 +176,75 @@ class Fragmentation:
     branches: int
 
 
-def block_name(layer: Layer) -> str:
-    """The block a layer belongs to: the first two parts of its module path (``stage2.0``), else ``(top)``."""
-    parts = layer.module.split(".") if layer.module else []
-    return ".".join(parts[:2]) if parts else "(top)"
+def cut_points(table: LayerTable) -> list[int]:
+    """Rows every path of the network passes through: no data made before the row is read after it (the model's
+    input counts as made before the first row). Between two cut points lies one block, whatever the modules are
+    called."""
+    rows = table.layers
+    last_read = [layer.index for layer in rows]
+    for layer in rows:
+        for source in layer.inputs_from:
+            last_read[source] = max(last_read[source], layer.index)
+    # The model's input is read by the rows that read more tensors than other rows made (a residual add of the input
+    # reads one row and the input); a constant buffer read there would widen the first block, a rare case.
+    reach = max((layer.index for layer in rows if len(layer.input_shapes) > len(layer.inputs_from)), default=-1)
+    cuts = []
+    for layer in rows:
+        if reach <= layer.index:
+            cuts.append(layer.index)
+        reach = max(reach, last_read[layer.index])
+    return cuts
+
+
+def _unit(module: str) -> str:
+    """The repeated unit a chained row belongs to, from its module path: up to the first numbered part (``blocks.1``
+    of ``blocks.1.fragments.2``: a container of repeated units), else the module itself (a chain under names alone
+    is no evidence of one block)."""
+    parts = module.split(".") if module else []
+    for i, part in enumerate(parts):
+        if part.isdigit():
+            return ".".join(parts[: i + 1])
+    return module or "(top)"
+
+
+def _common_prefix(modules: list[str]) -> str:
+    split = [m.split(".") for m in modules if m]
+    if not split:
+        return ""
+    prefix = []
+    for parts in zip(*split):
+        if len(set(parts)) != 1:
+            break
+        prefix.append(parts[0])
+    return ".".join(prefix)
+
+
+def blocks(table: LayerTable) -> list[tuple[str, list[Layer]]]:
+    """The model's blocks, in execution order: the rows between two cut points where data branches (a residual
+    unit, a split and concat, parallel fragments), named by the modules they share; and runs of plain chained rows,
+    grouped by the repeated unit their modules belong to (a block of fragments in series has no graph boundary). A
+    block is a block whatever the naming: a stage of ten residual units is ten blocks."""
+    found: list[tuple[str, list[Layer]]] = []
+    start = 0
+    for cut in cut_points(table):
+        span = list(table.layers[start:cut + 1])
+        start = cut + 1
+        if len(span) > 1:  # something branches inside
+            name = _common_prefix([layer.module for layer in span]) or f"rows {span[0].index}-{span[-1].index}"
+        else:
+            name = _unit(span[0].module)
+        if found and found[-1][0] == name:
+            found[-1][1].extend(span)
+        else:
+            found.append((name, span))
+    return found
 
 
 def fragmentation(table: LayerTable) -> list[Fragmentation]:
-    """G3 per block, in execution order. Views are transparent; every other operator lengthens the path."""
-    by_block: dict[str, list[Layer]] = {}
-    for layer in table.layers:
-        by_block.setdefault(block_name(layer), []).append(layer)
+    """G3 per block (`blocks`), in execution order, for blocks with compute operators. Views are transparent; every
+    other operator lengthens the path."""
     result = []
-    for block, layers in by_block.items():
+    for block, layers in blocks(table):
         members = {layer.index for layer in layers}
         depth: dict[int, int] = {}
         for layer in layers:

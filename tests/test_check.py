@@ -127,3 +127,35 @@ def test_every_guideline_is_above_only_strictly_past_its_threshold():
     assert g1.metric == "mac_saving" and g1.value == g1.threshold and not g1.above
     (g4,) = [f for f in check(table, Thresholds(g4_max_elementwise_share=1.0)) if f.guideline == "G4"]
     assert (g4.metric, g4.value, g4.above) == ("elementwise_share", 0.0, False)
+
+
+class _Residual(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv1, self.conv2, self.conv3 = (nn.Conv2d(c, c, 1) for _ in range(3))
+
+    def forward(self, x):
+        return x + self.conv3(self.conv2(self.conv1(x)))
+
+
+def test_blocks_come_from_the_graph_whatever_the_module_names():
+    # Another zoo's naming: four residual units under one stage, no unit numbers. By names alone the stage is one
+    # block of 12 fragments (flagged); by the graph each unit is its own block of 3 in series (not flagged).
+    stage = nn.Sequential()
+    for name in ("unitA", "unitB", "unitC", "unitD"):
+        stage.add_module(name, _Residual(8))
+    net = nn.Sequential()
+    net.add_module("stage2", stage)
+    table = trace_layer_table(net, (1, 8, 4, 4))
+    frags = fragmentation(table)
+    assert [(f.block, f.fragments, f.branches) for f in frags] == [
+        (f"stage2.{unit}", 3, 1) for unit in ("unitA", "unitB", "unitC", "unitD")]
+    assert not [f for f in check(table) if f.guideline == "G3" and f.above]
+
+
+def test_fragments_in_series_without_a_graph_boundary_stay_one_block():
+    # g3's 4-series block is a plain chain: its module path (blocks.N) holds its four fragments together.
+    frags = fragmentation(table_of("g3:structure=4s"))
+    assert len(frags) == 10 and {(f.fragments, f.branches) for f in frags} == {(4, 1)}
+    parallel = fragmentation(table_of("g3:structure=4p"))
+    assert {(f.fragments, f.branches) for f in parallel} == {(4, 4)}
