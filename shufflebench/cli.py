@@ -129,6 +129,24 @@ def devices(*, out: Output) -> None:
 
 @app.command()
 @friendly
+@with_options(output("table", "json", file=False))
+def cache(
+    clear: Annotated[bool, typer.Option("--clear", help="Remove every cached ONNX export.")] = False,
+    *, out: Output,
+) -> None:
+    """The cache of ONNX exports: where it is, what it holds, its size limit ($SHUFFLEBENCH_CACHE_LIMIT)."""
+    from . import cache as export_cache
+    from .report.units import binary_bytes
+
+    held = export_cache.clear() if clear else export_cache.info()
+    verb = "removed" if clear else "holds"
+    emit(out, held.to_dict, lambda: f"{held.folder} {verb} {held.files} exported model"
+         f"{'s' if held.files != 1 else ''}, {binary_bytes(held.bytes)} (limit {binary_bytes(held.limit)}; least "
+         "recently used exports go first)")
+
+
+@app.command()
+@friendly
 @with_options(VARIANT, DEVICE, SAMPLING["profile"], output("table", "json", "md"))
 def profile(
     model: ModelArg,

@@ -17,14 +17,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from .cache import cache_dir, evict, mark_used
+
 OPSET = 17
 INPUT_NAME = "input"  # the name every export gives the single input (onnx files keep their own)
-
-
-def cache_dir() -> Path:
-    """Where exported models are kept: ``$SHUFFLEBENCH_CACHE/onnx`` or ``~/.cache/shufflebench/onnx``."""
-    root = os.environ.get("SHUFFLEBENCH_CACHE") or Path.home() / ".cache" / "shufflebench"
-    return Path(root) / "onnx"
 
 
 def content_key(module: Any, input_shape: tuple[int, ...], label: str = "") -> str:
@@ -55,6 +51,7 @@ def export_onnx(module: Any, input_shape: tuple[int, ...], *, name: str, label: 
 
     target = (directory or cache_dir()) / f"{name}-{content_key(module, input_shape, label)}.onnx"
     if target.is_file():
+        mark_used(target)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".onnx.tmp")
@@ -70,4 +67,5 @@ def export_onnx(module: Any, input_shape: tuple[int, ...], *, name: str, label: 
         os.replace(tmp, target)
     finally:
         Path(tmp).unlink(missing_ok=True)
+    evict(keep=target)
     return target
