@@ -113,6 +113,11 @@ def main(argv: list[str] | None = None) -> int:
         "slowdown_ratio_median": statistics.median(t["ratio"] for t in ab),
         "slowdown_ratio_range": [min(t["ratio"] for t in ab), max(t["ratio"] for t in ab)],
         "aa_ratio_range": [min(t["ratio"] for t in aa), max(t["ratio"] for t in aa)],
+        # Identical models: the ratio's median should be 1 and a 95% interval should exclude 1 in about 1 of 20
+        # trials; more, and something other than chance (the order, the sessions' placement) sets the two apart.
+        "aa_ratio_median": statistics.median(t["ratio"] for t in aa),
+        "aa_ratios_above_1": sum(t["ratio"] > 1 for t in aa),
+        "aa_cis_excluding_1": sum(t["ci"][0] > 1 or t["ci"][1] < 1 for t in aa),
         "mde_median": statistics.median(t["mde"] for t in aa),
         "mde_range": [min(t["mde"] for t in aa), max(t["mde"] for t in aa)],
         "rounds_median": statistics.median(t["rounds"] for t in aa + ab),
@@ -125,7 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"false alarms (A/A, identical models): {false_alarms}/{args.trials}")
     print(f"detections (A/B, slow variant):       {detections}/{args.trials}")
     print(f"measured slowdown of the slow variant: ratio {spread([t['ratio'] for t in ab], '{:.3f}'.format)}")
-    print(f"A/A ratios:                           {min(t['ratio'] for t in aa):.4f} to {max(t['ratio'] for t in aa):.4f}")
+    print(f"A/A ratios:                           {min(t['ratio'] for t in aa):.4f} to {max(t['ratio'] for t in aa):.4f}, "
+          f"median {figures['aa_ratio_median']:.4f}, above 1 in {figures['aa_ratios_above_1']} of {args.trials}")
+    print(f"A/A 95% CIs excluding 1:              {figures['aa_cis_excluding_1']} of {args.trials} (chance: about "
+          f"{0.05 * args.trials:.0f})")
     print(f"MDE, ShuffleNet V2 1.0x on {device.name}:       "
           f"{spread([t['mde'] for t in aa], lambda v: percent(v, False))}")
     print(f"rounds per gate:                      {figures['rounds_median']:.0f} (median)")
