@@ -127,8 +127,9 @@ class _connected:
     def __enter__(self) -> str:
         ray, plan = self.ray, self.plan
         if self.address == "local" and not ray.is_initialized():
-            # Loopback only: an embedded cluster is nobody else's business. Worker output stays out of the
-            # progress bar; a worker's error still reaches the driver with the result.
+            # The embedded cluster's address is the loopback one, so it needs no network (Ray's servers still
+            # listen on every interface; the token authentication Ray turns on for a local cluster guards them).
+            # Worker output stays out of the progress bar; a worker's error reaches the driver with its result.
             ray.init(address="local", num_cpus=os.cpu_count() or 1, resources=node_resources(plan.devices),
                      include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
                      _node_ip_address="127.0.0.1", object_store_memory=200 * 2**20)
@@ -137,7 +138,7 @@ class _connected:
             try:
                 ray.init(address=self.address, log_to_driver=False, logging_level=logging.ERROR)
                 self.connected = True
-            except (ConnectionError, RuntimeError, ValueError) as exc:
+            except Exception as exc:  # unreachable, refused, a token missing or wrong: all one line for the user
                 raise SetupError(f"--ray {self.address}: cannot join the Ray cluster: {_one_line(exc)}") from None
         try:
             self._check(ray.cluster_resources())

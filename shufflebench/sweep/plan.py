@@ -153,13 +153,13 @@ class SweepSummary:
     """What one run did: each stage's tally, whether it was interrupted, the store it wrote, the cluster it ran on."""
 
     mode: Mode
-    store: str
-    architectures: int
-    stages: tuple[Stage, ...]
-    interrupted: bool
+    store: str  # the store's path
+    architectures: int  # in the space
+    stages: tuple[Stage, ...]  # counting, then each device
+    interrupted: bool  # by Ctrl-C: what finished is in the store
     elapsed_s: float
-    cluster: str
-    failures: dict[str, str] = field(default_factory=dict)
+    cluster: str  # "local (embedded)", the address joined, or "none (nothing to do)"
+    failures: dict[str, str] = field(default_factory=dict)  # "<key> on <device>" or "<key> (counting)" -> reasons
 
     @property
     def failed(self) -> int:

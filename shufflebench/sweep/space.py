@@ -17,7 +17,6 @@ already done. `work.prepare_architecture` turns one back into a model, on whiche
 from __future__ import annotations
 
 import hashlib
-import importlib
 import itertools
 import random
 import re
@@ -168,17 +167,11 @@ def file_digest(path: str | Path) -> str:
 def space_builders(target: str) -> dict[str, tuple[Callable[[], Any], tuple[int, ...]]]:
     """``package.module:space`` imported (the current directory first on the path, like ``python -m``), called,
     and its answer checked: name -> (builder, input shape)."""
+    from ..models import import_attribute
+
     if "" not in sys.path and "." not in sys.path:
         sys.path.insert(0, "")
-    module_name, _, attr = target.partition(":")
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UsageError(f"cannot import {module_name!r} for the space {target}: {exc}") from None
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise UsageError(f"{module_name!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
+    obj = import_attribute(target, f"the space {target}")
     answer = obj() if callable(obj) else obj
     expected = "{name: (builder, input_shape)} or (name, builder, input_shape) items"
     try:
