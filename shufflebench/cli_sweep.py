@@ -39,13 +39,13 @@ class SweepProgress:
     """One transient bar per stage on stderr (counting, then each device): done/total, rate, time left, failures;
     shown from the first update on."""
 
-    def __init__(self) -> None:
+    def __init__(self, console: Console | None = None) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
         self._progress = Progress(TextColumn("{task.description:>14}"), BarColumn(), MofNCompleteColumn(),
                                   TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[eta]}"),
-                                  TextColumn("{task.fields[note]}", style="red"), console=Console(stderr=True),
-                                  transient=True)
+                                  TextColumn("{task.fields[note]}", style="red"),
+                                  console=console or Console(stderr=True), transient=True)
         self._tasks: dict[str, Any] = {}
         self._started = False
 
@@ -69,6 +69,10 @@ class SweepProgress:
             self._progress.update(self._tasks[stage.name], completed=stage.done + stage.failed,
                                   rate=f"{rate:.1f}/min" if rate else "waiting" if stage.started_at is None else "",
                                   eta=f"{hms(eta)} left" if eta else "", note=note)
+
+    def table(self) -> Any:
+        """The bars as they stand (a renderable)."""
+        return self._progress.make_tasks_table(self._progress.tasks)
 
     def __enter__(self) -> "SweepProgress":
         return self

@@ -190,3 +190,35 @@ def test_the_summary_round_trips_and_says_how_it_ended():
     console.print(render_summary(summary))
     text = console.file.getvalue()
     assert "failed: k on cpu: attempt 1: died" in text and "3/4" in text
+
+
+def test_the_progress_bar_shows_done_rate_time_left_and_failures_per_stage():
+    from shufflebench.cli_sweep import SweepProgress
+
+    console = Console(file=io.StringIO(), width=120, color_system=None)
+    stages = [Stage(COUNT_STAGE, 0, 4), Stage("cpu", 10, 0, 3, 1, 2, started_at=100.0),
+              Stage("arm-emulated", 10)]
+    with SweepProgress(console) as bar:
+        bar.update(stages, 220.0)
+        console.print(bar.table())
+    lines = [line.strip() for line in console.file.getvalue().splitlines() if "cpu" in line or "arm" in line]
+    cpu = next(line for line in lines if line.startswith("cpu"))
+    assert "4/10" in cpu and "2.0/min" in cpu and "0:03:00 left" in cpu and "1 failed, 2 retried" in cpu
+    assert "0/10" in next(line for line in lines if line.startswith("arm-emulated")) and "waiting" in lines[-1]
+    assert not any(line.startswith("counting") for line in lines)  # nothing to count: no bar
+
+
+def test_the_plot_draws_every_device(store, tmp_path):
+    pytest.importorskip("matplotlib")
+    from shufflebench.report.sweep import plot_report
+
+    for name, madd, ms in (("a", 10, 1.0), ("b", 50, 2.0), ("c", 30, 3.0)):
+        a = arch(name)
+        store.add_architectures([a])
+        store.put_counts(a.key, cost(madd))
+        store.put_measurement(a.key, run(a, (ms,)))
+        store.put_prediction(a.key, "cpu", ms * 1.1, "test predictor")
+    report = read_report(store)
+    assert [row.predicted_ms for row in report.rows] == [pytest.approx(1.1), pytest.approx(2.2), pytest.approx(3.3)]
+    path = plot_report(report, tmp_path / "sweep.png")
+    assert path.stat().st_size > 10_000 and path.read_bytes()[:4] == b"\x89PNG"
