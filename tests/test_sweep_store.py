@@ -174,8 +174,9 @@ def test_rate_and_time_left_follow_a_fake_clock():
     assert stage.eta_s(220.0) == pytest.approx(180.0)  # 6 left at 2 per minute
     stage.finished_at = 160.0
     assert stage.rate_per_min() == pytest.approx(4.0)
-    stage.done = 9
-    assert stage.eta_s(400.0) == 0.0
+    stage.done, stage.finished_at = 9, 400.0
+    assert stage.eta_s(500.0) == 0.0
+    assert stage.rate_per_min(500.0) == pytest.approx(2.0)  # finished: the rate stops at its last result
 
 
 def test_the_summary_round_trips_and_says_how_it_ended():

@@ -120,9 +120,9 @@ class Stage:
         return self.total - self.done - self.failed
 
     def rate_per_min(self, now: float | None = None) -> float | None:
-        """Architectures finished (done or failed) per minute since the stage started, up to ``now`` (default: its
-        last result); None before anything finished."""
-        end = now if now is not None else self.finished_at
+        """Architectures finished (done or failed) per minute since the stage started, up to ``now`` (its last
+        result when ``now`` is not given or nothing is left); None before anything finished."""
+        end = self.finished_at if now is None or self.left == 0 else now
         finished = self.done + self.failed
         if self.started_at is None or end is None or finished == 0 or end <= self.started_at:
             return None
