@@ -94,14 +94,12 @@ def sample(architectures: Sequence[Architecture], count: int | None, seed: int =
 
 
 def _parse_one(arg: str, batch: int) -> list[Architecture]:
-    from ..zoo.registry import parse_inline
-
     name = arg.partition(":")[0].strip()
     path = Path(arg)
     if arg.lower().endswith(".onnx") or path.is_dir():
         return _onnx_files(path, batch)
     if _is_zoo(name):
-        return _zoo_grid(arg, batch, parse_inline)
+        return _zoo_grid(arg, batch)
     if _CALLABLE.match(arg):
         return _callable_space(arg)
     raise UsageError(f"search space {arg!r} is not {_FORMS}")
@@ -113,8 +111,9 @@ def _is_zoo(name: str) -> bool:
     return is_registered(name)
 
 
-def _zoo_grid(arg: str, batch: int, parse_inline: Callable[[str], tuple[str, dict[str, str]]]) -> list[Architecture]:
+def _zoo_grid(arg: str, batch: int) -> list[Architecture]:
     from ..models import resolve_model
+    from ..zoo.registry import parse_inline
 
     name, raw = parse_inline(arg)
     axes: list[list[tuple[str, str]]] = []
