@@ -3,8 +3,11 @@ one line and exit 2 (no Ray needed: the space is read before any cluster starts)
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -116,3 +119,27 @@ def test_bad_modes_devices_and_addresses_are_one_line_and_exit_2(args, message, 
     assert len(result.stderr.strip().splitlines()) == 1
     assert re.search(message, result.stderr.strip()), result.stderr
     assert not (tmp_path / "s.sqlite").exists()
+
+
+def test_the_resources_a_node_declares():
+    result = CliRunner().invoke(app, ["sweep", "resources", "cpu", "arm-emulated"])
+    assert json.loads(result.stdout) == {"shufflebench_host": 1, "shufflebench_device_cpu": 1,
+                                         "shufflebench_device_arm_emulated": 1}
+
+
+def test_the_rest_of_shufflebench_never_imports_ray():
+    code = ("import sys; from typer.testing import CliRunner; from shufflebench.cli import app; "
+            "assert CliRunner().invoke(app, ['sweep', '--help']).exit_code == 0; "
+            "assert CliRunner().invoke(app, ['count', 'g1']).exit_code == 0; "
+            "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "[]"
+
+
+def test_without_ray_a_sweep_says_how_to_install_it(monkeypatch):
+    from shufflebench.errors import SetupError
+    from shufflebench.sweep.engine import import_ray
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(SetupError, match=r"^sweeps run on Ray: pip install 'shufflebench\[scale\]'"):
+        import_ray()
