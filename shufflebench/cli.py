@@ -16,6 +16,7 @@ from typing import Annotated, Optional
 import typer
 
 from .cli_options import Output, device, output, sampling, variant, with_options
+from .cli_sweep import sweep_app
 from .cli_ui import OneLineErrors, ProgressBar, emit, exit_if_interrupted, friendly, guard_outputs, stderr
 from .measure.sampling import SamplingPolicy
 from .options import SAMPLING_PRESETS, DeviceOptions, VariantOptions
@@ -30,6 +31,7 @@ app = typer.Typer(
 baseline_app = typer.Typer(help="Baseline files of exact proxies (multiply-adds, params, MAC, kernels, findings) for "
                            "`regress --baseline`.", no_args_is_help=True)
 app.add_typer(baseline_app, name="baseline")
+app.add_typer(sweep_app, name="sweep")
 
 ModelArg = Annotated[str, typer.Argument(
     help="A zoo model (name or alias, options inline: shufflenet_v1:groups=3,width=0.5), an .onnx file, or "

@@ -177,21 +177,28 @@ def _call_target(target: str):
     return import_callable(target)
 
 
+def import_attribute(target: str, what: str = "") -> Any:
+    """The attribute ``package.module:attribute`` names (dots allowed on both sides), imported from the current
+    ``sys.path``; `UsageError` naming what failed otherwise (``what`` says what the target is for)."""
+    module_name, _, attr = target.partition(":")
+    with user_code(what or target, f"importing {module_name}"):
+        try:
+            obj: Any = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise UsageError(f"cannot import {module_name!r} for {what or target}: {exc}") from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise UsageError(f"{module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    return obj
+
+
 def import_callable(target: str):
     """Import ``package.module:callable`` from the current ``sys.path`` and return the ``nn.Module`` it gives (the
     attribute itself when it is a module instance); `UsageError` naming what failed otherwise."""
     import torch
 
-    module_name, _, attr = target.partition(":")
-    with user_code(target, f"importing {module_name}"):
-        try:
-            obj: Any = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise UsageError(f"cannot import {module_name!r} for {target}: {exc}") from None
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise UsageError(f"{module_name!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
+    obj = import_attribute(target)
     if isinstance(obj, torch.nn.Module):
         return obj
     if not callable(obj):

@@ -42,4 +42,6 @@ SAMPLING_PRESETS: dict[str, SamplingPolicy] = {
     "guidelines": SamplingPolicy(warmup_runs=5, budget_s=3.0),
     # A gate decides on a ratio: a tighter target and more rounds, 5 s per model (candidate and baseline: 10 s).
     "regress": SamplingPolicy(target_rel_ci=0.005, min_runs=50, budget_s=5.0),
+    # Many architectures per device: 3 s each, fewer warm-ups, 1 s of timed runs before precision may stop it.
+    "sweep": SamplingPolicy(warmup_runs=5, budget_s=3.0, min_time_s=1.0),
 }
