@@ -353,3 +353,25 @@ def test_emulation_is_detected_without_the_launcher_flag(arm_rootfs):
     done = subprocess.run(target.argv(["-c", code]), env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().startswith("(True, '/proc/cpuinfo describes x86 but the process runs as aarch64')")
+
+
+def test_interleaved_models_alternate_between_sessions_made_in_both_orders(monkeypatch):
+    # Earlier sessions run slower: with several models each gets a second session, the second set made in reverse
+    # order, and the rounds alternate between the sets, so no model's place in the creation order favours it.
+    made, ran = [], []
+
+    class Fake:
+        def __init__(self, request):
+            self.name = f"{request['model']}{sum(1 for m in made if m.startswith(request['model'])) + 1}"
+            made.append(self.name)
+            self.request = request
+
+        def run_once(self):
+            ran.append(self.name)
+
+    monkeypatch.setattr(board_runner, "open_model", Fake)
+    monkeypatch.setattr(board_runner, "_result", lambda model, samples, outputs: {"runs": len(samples.samples_s)})
+    policy = {"warmup_runs": 0, "min_runs": 4, "max_runs": 4, "budget_s": 100.0}
+    board_runner.run_many([{"model": "A", "return_outputs": False}, {"model": "B", "return_outputs": False}], policy)
+    assert made == ["A1", "B1", "B2", "A2"]
+    assert ran == ["A1", "B1", "B2", "A2", "A1", "B1", "B2", "A2"]  # rounds rotate A B, B A; sessions alternate
