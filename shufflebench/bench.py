@@ -34,7 +34,7 @@ from .profile import ProfileResult, profile_model
 
 BENCH_SCHEMA = "shufflebench.bench"
 # Raised whenever an experiment's data changes shape; files of another version are measured again.
-BENCH_VERSION = 5
+BENCH_VERSION = 6
 
 
 @dataclass(frozen=True)

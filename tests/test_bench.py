@@ -34,7 +34,7 @@ def test_quick_run_writes_every_experiment_and_the_report(quick_run):
     assert {p.stem for p in folder.glob("*.json")} == EXPECTED
     for path in folder.glob("*.json"):
         data = json.loads(path.read_text())
-        assert data["schema"] == "shufflebench.bench/5" and data["device"] == "cpu" and data["seconds"] > 0
+        assert data["schema"] == "shufflebench.bench/6" and data["device"] == "cpu" and data["seconds"] > 0
     fidelity = json.loads((folder / "fidelity.json").read_text())["data"]
     assert len(fidelity["profile_medians_ms"]) == len(fidelity["profile_ci95_ms"]) == 2  # the quick plan's repeats
     assert all(1 <= worth <= runs for worth, runs in fidelity["profile_effective_runs"])

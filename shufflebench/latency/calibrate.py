@@ -137,7 +137,7 @@ def measured_peaks(records: Sequence[GraphRecord], reference_us: float) -> Peaks
         for sample in record.kernels:
             seconds = sample.ratio * reference_us * 1e-6
             kernel = sample.kernel
-            if is_compute(kernel.kind) and kernel.madd >= MIN_PEAK_MADD:
+            if is_compute(kernel.kind) and (kernel.madd >= MIN_PEAK_MADD or record.group == "peak"):
                 madd_rates.append(kernel.madd / seconds)
             elif not is_compute(kernel.kind) and seconds * 1e6 >= MIN_BANDWIDTH_US:
                 cache.append(kernel.bytes / seconds)

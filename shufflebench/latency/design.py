@@ -405,10 +405,11 @@ def subject_shape(case: Case) -> tuple[int, ...]:
 
 
 def _save(model: Any, path: Path) -> Path:
+    """Write ``model`` with its outputs' shapes inferred (a valid ONNX file declares them)."""
     import onnx
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
+    onnx.save(onnx.shape_inference.infer_shapes(model), str(path))
     return path
 
 
