@@ -215,9 +215,10 @@ def test_fitting_a_calibration_and_holding_a_group_out():
     fitted = refit(base).fitted
     graph = fitted.graph
     assert graph.run_overhead_us == pytest.approx(30.0, abs=1.0) and graph.per_kernel_us == pytest.approx(2.0, abs=0.2)
-    assert graph.context == pytest.approx(1.2, rel=0.02)  # kernels inside the network run 20% slower
+    assert graph.context["compute"] == pytest.approx(1.2, rel=0.02)  # kernels inside the network run 20% slower
     assert fitted.kinds["conv.pointwise"].compute_efficiency == pytest.approx(0.25, rel=0.03)
     held_out = refit(base, exclude=("model/a",)).fitted
-    assert held_out.graph.context == 1.0 and held_out.graph.sigma == 0.15  # nothing to learn them from
+    assert held_out.graph.context == {"compute": 1.0, "memory": 1.0} and held_out.graph.sigma == 0.15  # nothing to
+    # learn them from
     assert isinstance(Calibration.from_dict(refit(base).to_dict()), Calibration)
     assert math.isfinite(graph.sigma)

@@ -29,7 +29,7 @@ from .calibration import (Calibration, calibrations_dir, fingerprint, layout_of,
 from .design import (LAYOUT_PROBE, REFERENCE_INPUT, REFERENCE_SHAPE, SUBJECT_INPUT, Case, Design, build_graph,
                      build_reference, subject_shape, with_reference)
 from .fit import Peaks
-from .kernels import is_compute
+from .kernels import base_kind, is_compute
 from .records import GraphRecord, record_of
 
 PARTIAL_SCHEMA = "shufflebench.calibration-partial"
@@ -37,6 +37,8 @@ PARTIAL_VERSION = 1
 BATCH = 12  # graphs per runner call (one process start on a board, one interleaved timing loop)
 MIN_PEAK_MADD = 10_000_000  # kernels smaller than this do not count towards the peak multiply-add rate
 MIN_BANDWIDTH_US = 5.0  # nor kernels shorter than this towards the cache bandwidth (the profiler counts whole us)
+# Kernels that read and write every byte they are charged with (a reshape may move nothing at all).
+STREAMING = frozenset({"elementwise", "concat", "split", "transpose", "reorder"})
 
 
 class CalibrationGraph(PreparedModel):
@@ -139,7 +141,7 @@ def measured_peaks(records: Sequence[GraphRecord], reference_us: float) -> Peaks
             kernel = sample.kernel
             if is_compute(kernel.kind) and (kernel.madd >= MIN_PEAK_MADD or record.group == "peak"):
                 madd_rates.append(kernel.madd / seconds)
-            elif not is_compute(kernel.kind) and seconds * 1e6 >= MIN_BANDWIDTH_US:
+            elif base_kind(kernel.kind) in STREAMING and seconds * 1e6 >= MIN_BANDWIDTH_US:
                 cache.append(kernel.bytes / seconds)
             if record.case == "peak/bandwidth" and kernel.op == "Add":
                 memory = kernel.bytes / seconds

@@ -57,23 +57,29 @@ class GraphModel:
     """What a whole graph costs beyond its kernels, and how far to trust a prediction.
 
     run_overhead_us + per_kernel_us x kernels: the time of a run outside the kernels' own times (session, dispatch,
-    allocation), fitted on every calibration graph. context: the factor between the kernels' times inside whole
-    networks and their predictions from the isolated kernels (1.0 without whole networks). sigma: standard deviation
-    of the log error of a whole-graph prediction (whole networks, each left out of the context factor in turn).
+    allocation), fitted on the short calibration graphs. context: per group of kinds (``compute``: convolutions and
+    matrix products; ``memory``: the others), the factor between the kernels' times inside whole networks and their
+    predictions from the isolated kernels (1.0 without whole networks). sigma: standard deviation of the log error
+    of a whole-network prediction (each network left out of the context factors in turn).
     """
 
     run_overhead_us: float
     per_kernel_us: float
-    context: float
+    context: dict[str, float]
     sigma: float
 
-    def to_dict(self) -> dict[str, float]:
-        return dict(self.__dict__)
+    def context_for(self, kind: str) -> float:
+        """The context factor of a kernel kind."""
+        return self.context["compute" if is_compute(kind) else "memory"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run_overhead_us": self.run_overhead_us, "per_kernel_us": self.per_kernel_us,
+                "context": dict(self.context), "sigma": self.sigma}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "GraphModel":
-        return cls(float(data["run_overhead_us"]), float(data["per_kernel_us"]), float(data["context"]),
-                   float(data["sigma"]))
+        return cls(float(data["run_overhead_us"]), float(data["per_kernel_us"]),
+                   {k: float(v) for k, v in data["context"].items()}, float(data["sigma"]))
 
 
 @dataclass(frozen=True)
@@ -85,9 +91,13 @@ class Fitted:
     graph: GraphModel
 
     def model_for(self, kind: str) -> tuple[KindModel, bool]:
-        """The predictor of ``kind`` and whether it is a fallback (a kind the calibration never saw enough of)."""
+        """The predictor of ``kind`` and whether it is a fallback (a kind the calibration never saw enough of): the
+        same kind in the other layout, else the pooled predictor of its group."""
         if kind in self.kinds:
             return self.kinds[kind], False
+        other = base_kind(kind) if "+" in kind else f"{kind}+nchwc"
+        if other in self.kinds:
+            return self.kinds[other], True
         return self.pooled["compute" if is_compute(kind) else "memory"], True
 
     def to_dict(self) -> dict[str, Any]:
@@ -188,14 +198,18 @@ def _times(records: Iterable[GraphRecord], reference_us: float, kind_of=lambda k
     return by_kind
 
 
-def _predicted_kernels(fitted_kinds: Mapping[str, KindModel], pooled: Mapping[str, KindModel],
-                       record: GraphRecord, peaks: Peaks) -> float:
-    total = 0.0
+def _kernel_sums(fitted_kinds: Mapping[str, KindModel], pooled: Mapping[str, KindModel], record: GraphRecord,
+                 peaks: Peaks, reference_us: float) -> dict[str, tuple[float, float]]:
+    """Per group of kinds (compute, memory): the record's kernels' measured and predicted times (microseconds)."""
+    fitted = Fitted(dict(fitted_kinds), dict(pooled), GraphModel(0.0, 0.0, {"compute": 1.0, "memory": 1.0}, 0.0))
+    sums = {"compute": (0.0, 0.0), "memory": (0.0, 0.0)}
     for sample in record.kernels:
-        kind = sample.kernel.kind
-        model = fitted_kinds.get(kind) or pooled["compute" if is_compute(kind) else "memory"]
-        total += model.components(sample.kernel, peaks).total_us
-    return total
+        group = "compute" if is_compute(sample.kernel.kind) else "memory"
+        measured, predicted = sums[group]
+        model = fitted.model_for(sample.kernel.kind)[0]
+        sums[group] = (measured + sample.ratio * reference_us,
+                       predicted + model.components(sample.kernel, peaks).total_us)
+    return sums
 
 
 def fit_records(records: Sequence[GraphRecord], peaks: Peaks, reference_us: float, reference_e2e_us: float, *,
@@ -207,7 +221,8 @@ def fit_records(records: Sequence[GraphRecord], peaks: Peaks, reference_us: floa
     end-to-end time minus their kernels' times, as a line in the number of kernels. The whole networks (groups
     ``model/...``) give the context factor (their kernels' profiled times over the isolated kernels' predictions:
     no end-to-end time involved) and the uncertainty (each network's end-to-end time against its prediction, the
-    network left out of the context factor).
+    network left out of the context factors): per group of kinds, the networks' summed kernel times over their
+    summed predictions.
     """
     kept = [r for r in records if r.group not in exclude]
     short = [r for r in kept if not r.group.startswith("model/")]
@@ -220,15 +235,18 @@ def fit_records(records: Sequence[GraphRecord], peaks: Peaks, reference_us: floa
     outside = [r.e2e_ratio * reference_e2e_us - (sum(s.ratio for s in r.kernels) + 1.0) * reference_us
                for r in short]
     run_overhead, per_kernel = robust_line([r.executed for r in short], outside)
-    ratios = [sum(s.ratio for s in r.kernels) * reference_us / _predicted_kernels(kinds, pooled, r, peaks)
-              for r in networks]
-    context = statistics.median(ratios) if ratios else 1.0
+    sums = [_kernel_sums(kinds, pooled, r, peaks, reference_us) for r in networks]
+
+    def context_of(chosen: Sequence[dict[str, tuple[float, float]]]) -> dict[str, float]:
+        return {group: (sum(s[group][0] for s in chosen) / sum(s[group][1] for s in chosen)
+                        if chosen and sum(s[group][1] for s in chosen) > 0 else 1.0) for group in POOLED}
+
+    context = context_of(sums)
     errors = []
     for i, record in enumerate(networks):
-        others = ratios[:i] + ratios[i + 1:]
-        factor = statistics.median(others) if others else 1.0
+        factors = context_of(sums[:i] + sums[i + 1:])
         predicted = (run_overhead + per_kernel * record.executed + reference_us
-                     + factor * _predicted_kernels(kinds, pooled, record, peaks))
+                     + sum(factors[group] * sums[i][group][1] for group in POOLED))
         errors.append(math.log(predicted / (record.e2e_ratio * reference_e2e_us)))
     sigma = max(SIGMA_FLOOR, math.sqrt(statistics.fmean(e * e for e in errors)) if errors else DEFAULT_SIGMA)
     return Fitted(kinds, pooled, GraphModel(run_overhead, per_kernel, context, sigma))

@@ -32,6 +32,9 @@ REFERENCE_SHAPE = (1, 32, 28, 28)  # a 3x3 convolution 32 -> 32 on 28x28: 7.2M m
 
 CHANNELS = (8, 12, 16, 24, 32, 40, 48, 58, 64, 72, 96, 116, 120, 128, 144, 160, 192, 232, 240, 256, 320, 384, 464,
             480, 512, 576, 640, 768, 960, 1024, 1280)
+# Channel counts that are not multiples of 4: onnxruntime keeps their convolutions in plain NCHW (ShuffleNet V2's
+# 58-channel branches, say), which runs other code than the blocked layout; a quarter of the draws come from here.
+PLAIN_CHANNELS = (18, 22, 26, 30, 42, 58, 90, 122, 174, 234, 350)
 SPATIAL = (112, 96, 80, 64, 56, 48, 40, 32, 28, 24, 20, 16, 14, 12, 10, 8, 7, 6, 5, 4)
 PROBE_CHANNELS = 33  # the layout probe's output channels: padded to 36, 40, 48 or 64 by a block of 4, 8, 16 or 32
 MAX_ELEMENTS = 1_300_000  # the largest feature map of the networks in view (96 x 112 x 112 is 1.2M)
@@ -76,13 +79,18 @@ def _spatial_for(rng: random.Random, channels: int, limit: int = MAX_ELEMENTS) -
     return rng.choice(fitting or [SPATIAL[-1]])
 
 
+def _channels(rng: random.Random, largest: int = len(CHANNELS)) -> int:
+    """A channel count: a quarter of the time one that keeps a convolution out of the blocked layout."""
+    return rng.choice(PLAIN_CHANNELS) if rng.random() < 0.25 else rng.choice(CHANNELS[:largest])
+
+
 def _activation(rng: random.Random) -> str:
     return rng.choice(("relu", "relu", "none", "relu6"))
 
 
 def _pointwise(rng: random.Random) -> dict[str, Any]:
     while True:
-        c_in, c_out = rng.choice(CHANNELS), rng.choice(CHANNELS)
+        c_in, c_out = _channels(rng), rng.choice(CHANNELS)
         size = _spatial_for(rng, max(c_in, c_out))
         stride = 2 if rng.random() < 0.1 and size >= 8 else 1
         madd = c_in * c_out * (size // stride) ** 2
@@ -94,7 +102,7 @@ def _pointwise(rng: random.Random) -> dict[str, Any]:
 def _spatial_conv(rng: random.Random) -> dict[str, Any]:
     while True:
         stem = rng.random() < 0.35
-        c_in = 3 if stem else rng.choice(CHANNELS[:24])
+        c_in = 3 if stem else _channels(rng, 24)
         c_out = rng.choice(CHANNELS[:26])
         kernel = rng.choice((3, 3, 3, 5, 7, 11) if stem else (3, 3, 3, 5))
         size = rng.choice((224, 192, 160, 128)) if stem else _spatial_for(rng, max(c_in, c_out))
@@ -105,7 +113,7 @@ def _spatial_conv(rng: random.Random) -> dict[str, Any]:
 
 
 def _depthwise(rng: random.Random) -> dict[str, Any]:
-    channels = rng.choice(CHANNELS)
+    channels = _channels(rng)
     size = _spatial_for(rng, channels, limit=MAX_ELEMENTS * 2)
     return {"c_in": channels, "c_out": channels, "size": size, "kernel": rng.choice((3, 3, 3, 5, 7)),
             "stride": rng.choice((1, 1, 2)) if size >= 4 else 1, "groups": channels, "act": _activation(rng),
@@ -125,7 +133,7 @@ def _grouped(rng: random.Random) -> dict[str, Any]:
 
 
 def _feature_map(rng: random.Random) -> dict[str, Any]:
-    channels = rng.choice(CHANNELS)
+    channels = _channels(rng)
     return {"channels": channels, "size": _spatial_for(rng, channels)}
 
 
@@ -155,7 +163,8 @@ def _pool(rng: random.Random) -> dict[str, Any]:
 
 
 def _global_pool(rng: random.Random) -> dict[str, Any]:
-    return {"channels": rng.choice(CHANNELS[15:]), "size": rng.choice((4, 5, 6, 7, 7, 10, 14))}
+    channels = rng.choice(PLAIN_CHANNELS[5:]) if rng.random() < 0.3 else rng.choice(CHANNELS[15:])
+    return {"channels": channels, "size": rng.choice((4, 5, 6, 7, 7, 10, 14))}
 
 
 def _fully_connected(rng: random.Random) -> dict[str, Any]:

@@ -178,6 +178,28 @@ def _fused(node: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(fused)
 
 
+def _inputs(profiled: Sequence[Sequence[int]], node: Mapping[str, Any]) -> tuple[tuple[int, ...], ...]:
+    """A kernel's input shapes: the profiler's, with the weights it does not list filled in from the graph.
+
+    onnxruntime packs some constant weights at load time (a fully connected layer's matrix) and frees the original,
+    so the profiler lists the remaining inputs only; a weight whose shape is not next in the profiler's list is one
+    of those."""
+    shapes = [tuple(int(d) for d in shape) for shape in profiled]
+    constants = node.get("constants") or {}
+    names = [name for name in node.get("inputs", []) if name]
+    if len(shapes) >= len(names):
+        return tuple(shapes)
+    filled, position = [], 0
+    for name in names:
+        constant = tuple(int(d) for d in constants[name]) if name in constants else None
+        if position < len(shapes) and (constant is None or shapes[position] == constant):
+            filled.append(shapes[position])
+            position += 1
+        elif constant is not None:
+            filled.append(constant)
+    return tuple(filled)
+
+
 def kernels_of(node_profile: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]]) -> list[Kernel]:
     """The kernels of a profile (`board_runner.profile_nodes`) with the attributes of the optimized graph's nodes
     (`breakdown.optimized_nodes`), in execution order."""
@@ -188,7 +210,7 @@ def kernels_of(node_profile: Mapping[str, Any], nodes: Sequence[Mapping[str, Any
         attributes = node.get("attributes") or {}
         kernels.append(Kernel(
             name=entry["name"], op=entry["op"], domain=str(node.get("domain") or ""),
-            inputs=tuple(tuple(int(d) for d in s) for s in entry.get("inputs", [])),
+            inputs=_inputs(entry.get("inputs", []), node),
             outputs=tuple(tuple(int(d) for d in s) for s in entry.get("outputs", [])),
             group=int(attributes.get("group") or 1), kernel=tuple(attributes.get("kernel_shape") or ()),
             stride=tuple(attributes.get("strides") or ()), fused=_fused(node)))

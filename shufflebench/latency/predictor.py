@@ -8,7 +8,7 @@
 2. Each kernel goes to its kind's predictor (`fit.KindModel`): a roofline over the device's measured peaks, a fixed
    overhead, a learned correction where it helped. Kinds the calibration never saw enough of use the pooled
    predictor of their group, and are flagged.
-3. The graph: ``run_overhead + per_kernel x kernels + context x sum(kernels)`` (`calibration.GraphModel`), with an
+3. The graph: ``run_overhead + per_kernel x kernels + sum(context x kernel)`` (`calibration.GraphModel`), with an
    interval from the calibration's whole-network errors and the spread of the kernels' predictors.
 4. The gap between the FLOPs-theoretical latency (multiply-adds at the measured peak rate) and the prediction, by
    cause: memory access (G1, G2), fragmentation and per-kernel overhead (G3), element-wise work (G4), and compute
@@ -25,6 +25,7 @@ from typing import Any, Mapping
 from ..breakdown import exported_nodes, map_kernels, optimized_nodes
 from ..prepared import SEED, PreparedModel
 from .calibration import Calibration
+from .fit import Components
 from .kernels import Kernel, base_kind, is_compute, kernels_of
 from .summary import PredictionSummary
 
@@ -44,29 +45,31 @@ CAUSES = {
 
 @dataclass(frozen=True)
 class KernelPrediction:
-    """One executed kernel's prediction: what it is, what it covers of the exported graph, its predicted time and
-    parts (microseconds, the graph's context factor applied), its bound, and whether its predictor is a fallback."""
+    """One executed kernel's prediction: what it is, what it covers of the exported graph, its predicted time by
+    part (microseconds, the context factor of its group applied), and whether its predictor is a fallback."""
 
     kernel: Kernel
     category: str
     covers: tuple[str, ...]
-    overhead_us: float
-    compute_us: float
-    memory_us: float
-    bound: str
+    parts: Components
     fallback: bool
 
     @property
     def predicted_us(self) -> float:
-        return self.overhead_us + max(self.compute_us, self.memory_us)
+        return self.parts.total_us
+
+    @property
+    def bound(self) -> str:
+        return self.parts.bound
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.kernel.name, "op": self.kernel.op, "kind": self.kernel.kind, "category": self.category,
                 "covers": list(self.covers), "inputs": [list(s) for s in self.kernel.inputs],
                 "outputs": [list(s) for s in self.kernel.outputs], "flops_madd": self.kernel.madd,
                 "bytes": self.kernel.bytes, "arithmetic_intensity": self.kernel.arithmetic_intensity,
-                "predicted_us": self.predicted_us, "overhead_us": self.overhead_us, "compute_us": self.compute_us,
-                "memory_us": self.memory_us, "bound": self.bound, "fallback": self.fallback}
+                "predicted_us": self.predicted_us, "overhead_us": self.parts.overhead_us,
+                "compute_us": self.parts.compute_us, "memory_us": self.parts.memory_us, "bound": self.bound,
+                "fallback": self.fallback}
 
 
 @dataclass(frozen=True)
@@ -183,14 +186,15 @@ def _split(kind: str, kernel: KernelPrediction, peak_us: float, causes: dict[str
     def add(cause: str, part: str, us: float) -> None:
         causes[cause][part] = causes[cause].get(part, 0.0) + us / 1000.0
 
-    add("fragmentation", "per_kernel_overhead", kernel.overhead_us)
-    roof = max(kernel.compute_us, kernel.memory_us)
+    parts = kernel.parts
+    add("fragmentation", "per_kernel_overhead", parts.overhead_us)
+    roof = max(parts.compute_us, parts.memory_us)
     base = base_kind(kind)
     if is_compute(kind):
-        add("compute_below_peak", "kernel_efficiency", kernel.compute_us - peak_us)
-        if kernel.memory_us > kernel.compute_us:
+        add("compute_below_peak", "kernel_efficiency", parts.compute_us - peak_us)
+        if parts.memory_us > parts.compute_us:
             grouped = "grouped_conv_memory_bound" if base in GROUPED_KINDS else "dense_conv_memory_bound"
-            add("memory", grouped, kernel.memory_us - kernel.compute_us)
+            add("memory", grouped, parts.memory_us - parts.compute_us)
     elif base in ELEMENTWISE_KINDS:
         add("elementwise", "elementwise_kernels", roof)
     elif base in REORDER_KINDS:
@@ -204,7 +208,6 @@ def predict_model(model: PreparedModel, calibration: Calibration) -> Prediction:
     level, graph = graph_settings(calibration)
     kernels, categories, covers = executed_kernels(model, level)
     fitted, peaks = calibration.fitted, calibration.peaks
-    context = fitted.graph.context
     causes: dict[str, dict[str, float]] = {cause: {} for cause in CAUSES}
     predictions = []
     variance = 0.0
@@ -215,11 +218,12 @@ def predict_model(model: PreparedModel, calibration: Calibration) -> Prediction:
         kind = kernel.kind
         kind_model, fallback = fitted.model_for(kind)
         parts = kind_model.components(kernel, peaks)
+        context = graph_model.context_for(kind)
         # A kernel's fixed cost outside the profiler: its kind's overhead (profiled) plus the graph's per-kernel
         # term, which takes the profiler's own share back out; never below nothing.
         overhead = max(0.0, context * parts.overhead_us + graph_model.per_kernel_us)
-        prediction = KernelPrediction(kernel, category, covered, overhead, context * parts.compute_us,
-                                      context * parts.memory_us, parts.bound, fallback)
+        scaled = Components(overhead, context * parts.compute_us, context * parts.memory_us)
+        prediction = KernelPrediction(kernel, category, covered, scaled, fallback)
         predictions.append(prediction)
         peak_us = kernel.madd / peaks.madd_per_s * 1e6
         padded_madd += kernel.madd
