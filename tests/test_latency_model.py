@@ -13,7 +13,7 @@ from shufflebench.errors import UsageError
 from shufflebench.latency.calibration import Calibration, load_calibration, refit, save_calibration
 from shufflebench.latency.fit import KindModel, Peaks, fit_kind, fit_roofline, robust_line
 from shufflebench.latency.kernels import Kernel, classify, kernels_of, reachable_from
-from shufflebench.latency.records import GraphRecord, KernelSample, record_of, trimmed_mean
+from shufflebench.latency.records import GraphRecord, KernelSample, record_of, trimmed_mean, undisturbed
 from tests.fixtures.calibration import fake_calibration
 
 CONV = Kernel("c", "FusedConv", "com.microsoft", inputs=((1, 16, 8, 8), (32, 16, 3, 3), (32,)),
@@ -127,16 +127,19 @@ def _profile(kernel_samples: dict, reference: list) -> dict:
 def test_kernel_times_are_ratios_to_the_reference_of_the_same_run():
     # the machine runs at full speed, at half speed, then at full speed again: the ratio does not move
     profile = _profile({"subject": [10.0, 20.0, 10.0, 20.0, 10.0]}, [100.0, 200.0, 100.0, 200.0, 100.0])
-    record = record_of("case", "kernel", profile, samples_s=[2e-4, 4e-4, 2e-4], reference_samples_s=[1e-4, 2e-4, 1e-4])
+    record = record_of("case", "kernel", profile, samples_s=[2e-4, 4e-4, 2e-4, 9e-4, 2e-4],
+                       reference_samples_s=[1e-4, 2e-4, 1e-4, 1e-4, 1e-4])
     assert [s.kernel.name for s in record.kernels] == ["subject"]  # the reference branch is not a sample
     assert record.kernels[0].ratio == pytest.approx(0.1)
     assert record.reference_kernels == 1 and record.executed == 2
+    # end to end, the lower quartiles: the round where the graph was interrupted (9e-4) does not count
     assert record.e2e_ratio == pytest.approx(2.0) and record.reference_e2e_us == pytest.approx(100.0)
     assert GraphRecord.from_dict(json.loads(json.dumps(record.to_dict()))) == record
 
 
 def test_trimmed_mean_and_reachability():
     assert trimmed_mean([1, 2, 3, 4, 100]) == pytest.approx(3.0)  # the outlier is cut
+    assert undisturbed([5.0, 1.0, 2.0, 3.0, 4.0]) == 2.0 and undisturbed([7.0]) == 7.0
     assert trimmed_mean([3, 4]) == pytest.approx(3.5)  # whole-microsecond steps are averaged, not rounded
     nodes = [{"name": "a", "inputs": ["in"], "outputs": ["t"]}, {"name": "b", "inputs": ["t"], "outputs": ["u"]},
              {"name": "c", "inputs": ["x"], "outputs": ["v"]}]
@@ -222,3 +225,13 @@ def test_fitting_a_calibration_and_holding_a_group_out():
     # learn them from
     assert isinstance(Calibration.from_dict(refit(base).to_dict()), Calibration)
     assert math.isfinite(graph.sigma)
+
+
+def test_a_weight_the_engine_packed_away_is_taken_from_the_graph():
+    # onnxruntime packs a fully connected layer's matrix at load time: the profiler lists the input and the bias only
+    nodes = [{"name": "fc", "op_type": "Gemm", "domain": "", "inputs": ["x", "w", "b"], "attributes": {"transB": 1},
+              "constants": {"w": [1000, 1024], "b": [1000]}}]
+    profile = {"kernels": [{"name": "fc", "op": "Gemm", "inputs": [[1, 1024], [1000]], "outputs": [[1, 1000]]}]}
+    (kernel,) = kernels_of(profile, nodes)
+    assert kernel.inputs == ((1, 1024), (1000, 1024), (1000,))
+    assert kernel.bytes == 4 * (1024 + 1024 * 1000 + 1000 + 1000)  # the 4 MB of weights are read every run

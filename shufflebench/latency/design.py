@@ -168,7 +168,7 @@ def _global_pool(rng: random.Random) -> dict[str, Any]:
 
 
 def _fully_connected(rng: random.Random) -> dict[str, Any]:
-    return {"inputs": rng.choice(CHANNELS[15:] + (1536, 2048)), "outputs": rng.choice((10, 100, 1000, 1000))}
+    return {"inputs": rng.choice(CHANNELS[10:] + (1536, 2048, 4096)), "outputs": rng.choice((10, 100, 1000, 1000, 2048))}
 
 
 #: kind -> (draw, cases in the full design, cases in the quick one)
@@ -183,7 +183,7 @@ DRAWS: dict[str, tuple[Callable[[random.Random], dict[str, Any]], int, int]] = {
     "shuffle": (_shuffle, 20, 4),
     "pool": (_pool, 18, 4),
     "global_pool": (_global_pool, 10, 3),
-    "fully_connected": (_fully_connected, 12, 3),
+    "fully_connected": (_fully_connected, 20, 3),
 }
 BUILDER = {"conv.pointwise": "conv", "conv.spatial": "conv", "conv.depthwise": "conv", "conv.grouped": "conv"}
 # The classifiers of AlexNet and of wide networks: matrix-vector products over weights larger than any cache.

@@ -111,10 +111,11 @@ class Kernel:
         base = base_kind(self.kind)
         data = self.inputs[0] if self.inputs else ()
         out = self.outputs[0] if self.outputs else ()
+        size = {"log_bytes": _log2(self.bytes)}  # where the working set sits: L1, L2, last-level cache or DRAM
         if base == "gemm":
             k = data[-1] if data else 1
             n = out[-1] if out else 1
-            return {"log_m": _log2(_numel(out) / max(n, 1)), "log_n": _log2(n), "log_k": _log2(k)}
+            return {"log_m": _log2(_numel(out) / max(n, 1)), "log_n": _log2(n), "log_k": _log2(k), **size}
         channels_in = data[1] if len(data) > 1 else 1
         channels_out = out[1] if len(out) > 1 else 1
         spatial = _numel(out[2:]) if len(out) > 2 else 1
@@ -122,10 +123,11 @@ class Kernel:
             weight = self.inputs[1] if len(self.inputs) > 1 else (1, 1)
             return {"log_c_in": _log2(channels_in), "log_c_out": _log2(channels_out), "log_hw": _log2(spatial),
                     "log_k2": _log2(_numel(weight[2:])), "stride": float(max(self.stride or (1,))),
-                    "log_c_group": _log2(weight[1] if len(weight) > 1 else 1), "sum": float("sum" in self.fused)}
+                    "log_c_group": _log2(weight[1] if len(weight) > 1 else 1), "sum": float("sum" in self.fused),
+                    **size}
         features = {"log_elements": _log2(_numel(out)), "log_c": _log2(max(channels_in, channels_out)),
                     "log_hw": _log2(_numel(data[2:]) if len(data) > 2 else 1),
-                    "inputs": float(len(self.inputs)), "outputs": float(len(self.outputs))}
+                    "inputs": float(len(self.inputs)), "outputs": float(len(self.outputs)), **size}
         if base == "pool":
             features.update(log_k2=_log2(_numel(self.kernel)), stride=float(max(self.stride or (1,))))
         return features

@@ -161,6 +161,8 @@ def graph_settings(calibration: Calibration) -> tuple[str, str]:
             level = "extended"  # the device's onnxruntime does not use the blocked layout: neither do we
         elif block != local:
             notes.append(f"NCHWc block {local} here, {block} on the device")
+    if calibration.device.provider != "CPUExecutionProvider":
+        notes.append(f"kernels reproduced with the CPU execution provider, the device runs {calibration.device.provider}")
     if layout.get("onnxruntime") and layout["onnxruntime"] != onnxruntime.__version__:
         notes.append(f"onnxruntime {onnxruntime.__version__} here, {layout['onnxruntime']} on the device")
     return level, "exact" if not notes else "approximate: " + "; ".join(notes)

@@ -5,8 +5,10 @@ round), then profiles each graph (per-kernel times, paired by run). Drift is tak
 
 * per kernel: in every profiled run, the kernel's time over the reference branch's time in that run; a robust mean
   of those ratios (`trimmed_mean`) times the calibration-wide typical reference time gives the kernel's time;
-* per graph: in every timed round, the graph's end-to-end time over the reference graph's; the median of those
-  ratios times the typical reference-graph time gives the graph's end-to-end time.
+* per graph: the graph's and the reference graph's end-to-end times from the same interleaved rounds, each at its
+  lower quartile (`UNDISTURBED`): on a machine shared with other work a long run is interrupted more often than a
+  short one, which no ratio takes out; the lower quartile is the time of a run that was left alone, which a quiet
+  machine gives as its median.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from ..breakdown import optimized_nodes
 from .design import REFERENCE_INPUT
 from .kernels import Kernel, kernels_of, reachable_from
 
-TRIM = 0.2  # share of the ratios cut from each end before averaging
+TRIM = 0.25  # share of the ratios cut from each end before averaging (the interquartile mean)
+UNDISTURBED = 0.25  # the quantile of end-to-end times taken as a graph's undisturbed time
 
 
 def trimmed_mean(values: Sequence[float], trim: float = TRIM) -> float:
@@ -53,8 +56,8 @@ class GraphRecord:
 
     kernels: the subject's kernels (the reference branch left out). reference_kernels: how many kernels the
     reference branch ran as. reference_us: median time of the reference branch over the profiled runs.
-    e2e_ratio: median over timed rounds of this graph's end-to-end time over the reference graph's.
-    reference_e2e_us: the reference graph's median end-to-end time in the same batch.
+    e2e_ratio: this graph's end-to-end time over the reference graph's, both at the `UNDISTURBED` quantile of the
+    same timed rounds. reference_e2e_us: the reference graph's end-to-end time in the same batch, likewise.
     """
 
     case: str
@@ -82,15 +85,19 @@ class GraphRecord:
                    float(data["reference_e2e_us"]))
 
 
-def paired_ratio(samples: Sequence[float], reference: Sequence[float]) -> float:
-    """Median over rounds of ``samples[i] / reference[i]`` (both from the same interleaved loop)."""
-    return statistics.median(a / b for a, b in zip(samples, reference) if b > 0)
+def undisturbed(samples: Sequence[float]) -> float:
+    """The `UNDISTURBED` quantile of end-to-end times (linear interpolation; a single time is itself)."""
+    ordered = sorted(samples)
+    position = (len(ordered) - 1) * UNDISTURBED
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def record_of(case: str, group: str, node_profile: Mapping[str, Any], samples_s: Sequence[float],
               reference_samples_s: Sequence[float]) -> GraphRecord:
-    """The record of one graph from its profile (`board_runner.profile_nodes`) and its end-to-end samples, paired
-    by round with the reference graph's."""
+    """The record of one graph from its profile (`board_runner.profile_nodes`) and its end-to-end samples, taken in
+    the same interleaved rounds as the reference graph's."""
     nodes = optimized_nodes(node_profile["optimized_graph_b64"])
     reference = reachable_from(nodes, REFERENCE_INPUT)
     kernels = kernels_of(node_profile, nodes)
@@ -103,5 +110,5 @@ def record_of(case: str, group: str, node_profile: Mapping[str, Any], samples_s:
                                  statistics.fmean(timings[k.name]))
                     for k in kernels if k.name not in reference)
     return GraphRecord(case, group, samples, sum(1 for k in kernels if k.name in reference),
-                       statistics.median(per_run), paired_ratio(samples_s, reference_samples_s),
-                       statistics.median(reference_samples_s) * 1e6)
+                       statistics.median(per_run), undisturbed(samples_s) / undisturbed(reference_samples_s),
+                       undisturbed(reference_samples_s) * 1e6)
