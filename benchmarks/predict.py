@@ -217,7 +217,11 @@ def evaluate(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def report(result: dict[str, Any]) -> str:
     """Markdown: the headline, then every subset."""
-    lines = ["# Latency prediction on `cpu`", "", f"{result['summary']}", ""]
+    lines = ["# Latency prediction on `cpu`", "", f"{result['summary']}", "",
+             "Ratios to the reference model measured in the same interleaved group. *Family held out*: the "
+             "calibration refitted without its networks of that family (ShuffleNet-like or MobileNet-like; the classic "
+             "and micro families have none, so theirs are unchanged); the FLOPs-only and MAC-only lines fitted on the "
+             "other families' measured models only.", ""]
     header = "| predictor | n | within ±10% | within ±20% | MAPE | Spearman |"
     for subset, predictors in result["scores"]["ratios"].items():
         lines += [f"**{subset}**", "", header, "| --- | ---: | ---: | ---: | ---: | ---: |"]

@@ -122,7 +122,7 @@ def test_the_designs_are_valid_onnx_and_fixed(tmp_path):
     assert seen == {"conv", "elementwise", "concat", "split", "shuffle", "pool", "global_pool", "fully_connected",
                     "matmul", "chain"}
     seeds = [int(c.params["model"].split("seed=")[1].split(",")[0]) for c in design.cases if c.builder == "model"]
-    assert len(seeds) == 8 and min(seeds) >= 1_000_000  # the calibration's own networks, never the benchmark's
+    assert len(seeds) == 16 and min(seeds) >= 1_000_000  # the calibration's own networks, never the benchmark's
 
 
 @pytest.mark.arm

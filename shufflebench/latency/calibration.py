@@ -35,6 +35,10 @@ CALIBRATION_VERSION = 1
 FINGERPRINT_KEYS = ("machine", "cpu_model", "board_model", "emulated", "qemu_cpu", "threads", "provider",
                     "optimization_level")
 POOLED = ("compute", "memory")  # the fallback predictors, one per group of kinds
+SIGMA_FLOOR = 0.03  # no whole-graph prediction is trusted to better than 3%
+MIN_CONTEXT_KERNELS = 8  # a kind gets its own context factor from this many kernels in the networks
+MIN_CONTEXT_NETWORKS = 3  # spread over at least this many networks
+DEFAULT_SIGMA = 0.15  # without whole networks to check against
 
 
 def calibrations_dir() -> Path:
@@ -57,10 +61,12 @@ class GraphModel:
     """What a whole graph costs beyond its kernels, and how far to trust a prediction.
 
     run_overhead_us + per_kernel_us x kernels: the time of a run outside the kernels' own times (session, dispatch,
-    allocation), fitted on the short calibration graphs. context: per group of kinds (``compute``: convolutions and
-    matrix products; ``memory``: the others), the factor between the kernels' times inside whole networks and their
-    predictions from the isolated kernels (1.0 without whole networks). sigma: standard deviation of the log error
-    of a whole-network prediction (each network left out of the context factors in turn).
+    allocation), fitted on the short calibration graphs. context: the factor between the kernels' times inside whole
+    networks and their predictions from the isolated kernels, per kernel kind where the networks ran at least
+    `MIN_CONTEXT_KERNELS` of it in `MIN_CONTEXT_NETWORKS` networks, else per group (``compute``: convolutions and matrix products; ``memory``: the
+    others); 1.0 without whole networks. Inside a network a kernel finds other data in the caches than alone: a
+    fully connected layer's weights, say, are evicted by the layers before it. sigma: standard deviation of the log
+    error of a whole-network prediction (each network left out of the context factors in turn).
     """
 
     run_overhead_us: float
@@ -69,8 +75,8 @@ class GraphModel:
     sigma: float
 
     def context_for(self, kind: str) -> float:
-        """The context factor of a kernel kind."""
-        return self.context["compute" if is_compute(kind) else "memory"]
+        """The context factor of a kernel kind: its own, else its group's."""
+        return self.context.get(kind) or self.context["compute" if is_compute(kind) else "memory"]
 
     def to_dict(self) -> dict[str, Any]:
         return {"run_overhead_us": self.run_overhead_us, "per_kernel_us": self.per_kernel_us,
@@ -198,18 +204,32 @@ def _times(records: Iterable[GraphRecord], reference_us: float, kind_of=lambda k
     return by_kind
 
 
-def _kernel_sums(fitted_kinds: Mapping[str, KindModel], pooled: Mapping[str, KindModel], record: GraphRecord,
-                 peaks: Peaks, reference_us: float) -> dict[str, tuple[float, float]]:
-    """Per group of kinds (compute, memory): the record's kernels' measured and predicted times (microseconds)."""
-    fitted = Fitted(dict(fitted_kinds), dict(pooled), GraphModel(0.0, 0.0, {"compute": 1.0, "memory": 1.0}, 0.0))
-    sums = {"compute": (0.0, 0.0), "memory": (0.0, 0.0)}
+def _kernel_sums(fitted: "Fitted", record: GraphRecord, peaks: Peaks,
+                 reference_us: float) -> dict[str, tuple[float, float, int]]:
+    """Per kernel kind: the record's kernels' measured and predicted times (microseconds) and their count."""
+    sums: dict[str, tuple[float, float, int]] = {}
     for sample in record.kernels:
-        group = "compute" if is_compute(sample.kernel.kind) else "memory"
-        measured, predicted = sums[group]
+        measured, predicted, count = sums.get(sample.kernel.kind, (0.0, 0.0, 0))
         model = fitted.model_for(sample.kernel.kind)[0]
-        sums[group] = (measured + sample.ratio * reference_us,
-                       predicted + model.components(sample.kernel, peaks).total_us)
+        sums[sample.kernel.kind] = (measured + sample.ratio * reference_us,
+                                    predicted + model.components(sample.kernel, peaks).total_us, count + 1)
     return sums
+
+
+def _context(sums: Sequence[dict[str, tuple[float, float, int]]]) -> dict[str, float]:
+    """Context factors from networks' kernel sums: per kind with enough kernels, and per group."""
+    totals: dict[str, list[float]] = {group: [0.0, 0.0, 0.0, 0.0] for group in POOLED}
+    for record in sums:
+        for kind, (measured, predicted, count) in record.items():
+            for key in (kind, "compute" if is_compute(kind) else "memory"):
+                total = totals.setdefault(key, [0.0, 0.0, 0.0, 0.0])
+                total[0] += measured
+                total[1] += predicted
+                total[2] += count
+                total[3] += 1  # networks (a network counts once per kind, and once more per group: harmless)
+    return {key: (measured / predicted if predicted > 0 else 1.0)
+            for key, (measured, predicted, count, networks) in totals.items()
+            if key in POOLED or (count >= MIN_CONTEXT_KERNELS and networks >= MIN_CONTEXT_NETWORKS)}
 
 
 def fit_records(records: Sequence[GraphRecord], peaks: Peaks, reference_us: float, reference_e2e_us: float, *,
@@ -219,10 +239,9 @@ def fit_records(records: Sequence[GraphRecord], peaks: Peaks, reference_us: floa
     Kernel kinds are fitted on the kernels of every graph but the whole networks. The run overhead comes from the
     short graphs (kernels, chains, peaks: their end-to-end time is least disturbed by a busy machine): their
     end-to-end time minus their kernels' times, as a line in the number of kernels. The whole networks (groups
-    ``model/...``) give the context factor (their kernels' profiled times over the isolated kernels' predictions:
-    no end-to-end time involved) and the uncertainty (each network's end-to-end time against its prediction, the
-    network left out of the context factors): per group of kinds, the networks' summed kernel times over their
-    summed predictions.
+    ``model/...``) give the context factors (`GraphModel`: their kernels' profiled times over the isolated kernels'
+    predictions, summed per kind; no end-to-end time involved) and the uncertainty (each network's end-to-end time
+    against its prediction, the network left out of the context factors).
     """
     kept = [r for r in records if r.group not in exclude]
     short = [r for r in kept if not r.group.startswith("model/")]
@@ -235,25 +254,17 @@ def fit_records(records: Sequence[GraphRecord], peaks: Peaks, reference_us: floa
     outside = [r.e2e_ratio * reference_e2e_us - (sum(s.ratio for s in r.kernels) + 1.0) * reference_us
                for r in short]
     run_overhead, per_kernel = robust_line([r.executed for r in short], outside)
-    sums = [_kernel_sums(kinds, pooled, r, peaks, reference_us) for r in networks]
-
-    def context_of(chosen: Sequence[dict[str, tuple[float, float]]]) -> dict[str, float]:
-        return {group: (sum(s[group][0] for s in chosen) / sum(s[group][1] for s in chosen)
-                        if chosen and sum(s[group][1] for s in chosen) > 0 else 1.0) for group in POOLED}
-
-    context = context_of(sums)
+    isolated = Fitted(kinds, pooled, GraphModel(0.0, 0.0, {group: 1.0 for group in POOLED}, 0.0))
+    sums = [_kernel_sums(isolated, r, peaks, reference_us) for r in networks]
+    context = _context(sums)
     errors = []
     for i, record in enumerate(networks):
-        factors = context_of(sums[:i] + sums[i + 1:])
+        others = GraphModel(0.0, 0.0, _context(sums[:i] + sums[i + 1:]), 0.0)
         predicted = (run_overhead + per_kernel * record.executed + reference_us
-                     + sum(factors[group] * sums[i][group][1] for group in POOLED))
+                     + sum(others.context_for(kind) * p for kind, (_, p, _) in sums[i].items()))
         errors.append(math.log(predicted / (record.e2e_ratio * reference_e2e_us)))
     sigma = max(SIGMA_FLOOR, math.sqrt(statistics.fmean(e * e for e in errors)) if errors else DEFAULT_SIGMA)
     return Fitted(kinds, pooled, GraphModel(run_overhead, per_kernel, context, sigma))
-
-
-SIGMA_FLOOR = 0.03  # no whole-graph prediction is trusted to better than 3%
-DEFAULT_SIGMA = 0.15  # without whole networks to check against
 
 
 def layout_of(records: Sequence[GraphRecord], probe: str) -> int:

@@ -39,6 +39,7 @@ SPATIAL = (112, 96, 80, 64, 56, 48, 40, 32, 28, 24, 20, 16, 14, 12, 10, 8, 7, 6,
 PROBE_CHANNELS = 33  # the layout probe's output channels: padded to 36, 40, 48 or 64 by a block of 4, 8, 16 or 32
 MAX_ELEMENTS = 1_300_000  # the largest feature map of the networks in view (96 x 112 x 112 is 1.2M)
 MAX_MADD = 300_000_000
+NETWORKS = 16  # whole generated networks in the full design, half of each family
 
 
 @dataclass(frozen=True)
@@ -234,8 +235,8 @@ def _chains(repeats: int) -> list[Case]:
 
 
 def full_design() -> Design:
-    """About 330 kernel graphs, the peak and layout graphs, 15 chains and 8 whole generated networks."""
-    return Design("full", tuple([LAYOUT_PROBE, *PEAK_CASES, *_chains(3), *_draw(False), *_models(8)]))
+    """About 340 kernel graphs, the peak and layout graphs, 15 chains and 16 whole generated networks."""
+    return Design("full", tuple([LAYOUT_PROBE, *PEAK_CASES, *_chains(3), *_draw(False), *_models(NETWORKS)]))
 
 
 def quick_design() -> Design:

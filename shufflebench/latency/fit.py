@@ -249,7 +249,7 @@ def fit_kind(kind: str, kernels: Sequence[Kernel], times_us: Sequence[float], pe
     compute = np.array([k.madd / peaks.madd_per_s * 1e6 for k in kernels])
     memory = np.array([k.bytes / peaks.memory_bandwidth_bytes_per_s * 1e6 for k in kernels])
     rows = [k.features() for k in kernels]
-    if not is_compute(kind):
+    if not any(is_compute(k.kind) for k in kernels):
         compute = np.zeros_like(times)
     base_cv = _cross_validated(compute, memory, times, rows, corrected=False) if len(times) >= 2 else times
     base_error = float(np.mean(np.abs(base_cv - times) / times))

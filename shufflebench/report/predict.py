@@ -93,9 +93,10 @@ def render_calibration(calibration: Calibration, stored: Path | None = None) -> 
     parts.append(Text(f"peak {si(peaks.madd_per_s)} MAdd/s; memory bandwidth "
                       f"{binary_bytes(peaks.memory_bandwidth_bytes_per_s)}/s; in cache up to "
                       f"{binary_bytes(peaks.cache_bandwidth_bytes_per_s)}/s"))
-    parts.append(Text(f"per run {graph.run_overhead_us:.1f} us + {graph.per_kernel_us:.2f} us per kernel; kernels "
-                      f"inside networks x{graph.context['compute']:.2f} (compute), x{graph.context['memory']:.2f} "
-                      f"(others); whole-network error sigma {graph.sigma:.1%}"))
+    contexts = ", ".join(f"{kind} x{factor:.2f}" for kind, factor in sorted(graph.context.items()))
+    parts.append(Text(f"outside the kernels: {graph.run_overhead_us:.1f} us per run, {graph.per_kernel_us:+.2f} us "
+                      f"per kernel; whole-network error sigma {graph.sigma:.1%}"))
+    parts.append(Text(f"kernels inside networks against alone: {contexts}"))
     table = Table(header_style="bold")
     for header in ("kind", "kernels", "overhead us", "of peak MAdd", "of bandwidth", "error", "corrected"):
         table.add_column(header, justify="left" if header == "kind" else "right")
