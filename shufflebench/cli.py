@@ -293,17 +293,14 @@ def regress(
 @friendly
 @with_options(DEVICE, SAMPLING["calibrate"], output("table", "json"))
 def calibrate_device(
-    quick: Annotated[bool, typer.Option("--quick", help="About 80 graphs instead of 350 (emulated devices, trials); "
+    quick: Annotated[bool, typer.Option("--quick", help="About 80 graphs instead of 360 (emulated devices, trials); "
                                         "less accurate.")] = False,
     fresh: Annotated[bool, typer.Option("--fresh", help="Start again instead of resuming a partial calibration.")
                      ] = False,
     *, device_options: DeviceOptions, sampling: SamplingPolicy, out: Output,
 ) -> None:
-    """Measure a device's kernels once (about 10 minutes on cpu), so `predict` can predict any model on it.
-
-    The calibration is stored by device and environment (and written to --output as JSON); an interrupted one
-    resumes where it stopped.
-    """
+    """Measure a device's kernels once (under 10 minutes on cpu), so `predict` can predict any model on it: stored
+    by device and environment (--output writes a copy), resumed where it stopped when interrupted."""
     from .devices import resolve_device_options
     from .latency.calibrate import calibrate
     from .latency.design import DESIGNS
