@@ -9,7 +9,6 @@ environment changed, in which case it starts again and says so.
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 from dataclasses import replace
 from functools import cached_property
@@ -166,10 +165,3 @@ def calibrate(device: DeviceProfile, design: Design, policy: SamplingPolicy, *, 
     partial_path(device, design).unlink(missing_ok=True)
     return replace(calibration, path=stored)
 
-
-def reference_spread(records: Sequence[GraphRecord]) -> float:
-    """How much the reference kernel's typical time moved between graphs (relative interquartile range): the
-    machine's drift during the calibration, which the ratios take out."""
-    times = sorted(r.reference_us for r in records)
-    quartiles = statistics.quantiles(times, n=4) if len(times) >= 4 else [times[0], times[0], times[-1]]
-    return (quartiles[2] - quartiles[0]) / statistics.median(times)

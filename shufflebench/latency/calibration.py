@@ -148,9 +148,15 @@ class Calibration:
         """How reports name this calibration: device, fingerprint and date."""
         return f"{self.device.name} {self.fingerprint} ({self.created[:10]})"
 
-    def kernel_times(self, record: GraphRecord) -> list[float]:
-        """The record's kernel times in microseconds (ratios to the reference times its typical time)."""
-        return [sample.ratio * self.reference_us for sample in record.kernels]
+    @property
+    def reference_spread(self) -> float:
+        """How much the reference kernel's typical time moved between graphs (interquartile range over median): the
+        machine's drift during the calibration, which the ratios take out."""
+        times = sorted(r.reference_us for r in self.records)
+        if len(times) < 4:
+            return 0.0
+        quartiles = statistics.quantiles(times, n=4)
+        return (quartiles[2] - quartiles[0]) / statistics.median(times)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -166,6 +172,7 @@ class Calibration:
             "peaks": self.peaks.to_dict(),
             "reference_us": self.reference_us,
             "reference_e2e_us": self.reference_e2e_us,
+            "reference_spread": self.reference_spread,
             "fitted": self.fitted.to_dict(),
             "records": [r.to_dict() for r in self.records],
         }

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any
 
 from ..breakdown import exported_nodes, map_kernels, optimized_nodes
 from ..prepared import SEED, PreparedModel

@@ -16,6 +16,7 @@ from .compare import check_plot_path, pyplot, save_figure
 from .units import binary_bytes, si
 
 TOP_KERNELS = 15
+DRIFT_WARNING = 0.10  # a calibration whose reference moved more than this was taken on a busy machine
 BOUND_COLORS = {"compute": "tab:blue", "memory": "tab:red", "overhead": "tab:gray"}
 
 
@@ -93,6 +94,9 @@ def render_calibration(calibration: Calibration, stored: Path | None = None) -> 
     parts.append(Text(f"peak {si(peaks.madd_per_s)} MAdd/s; memory bandwidth "
                       f"{binary_bytes(peaks.memory_bandwidth_bytes_per_s)}/s; in cache up to "
                       f"{binary_bytes(peaks.cache_bandwidth_bytes_per_s)}/s"))
+    spread = calibration.reference_spread
+    parts.append(Text(f"the machine drifted by {spread:.0%} during the calibration (the reference kernel's spread "
+                      "between graphs; taken out as ratios)", style="yellow" if spread > DRIFT_WARNING else "dim"))
     contexts = ", ".join(f"{kind} x{factor:.2f}" for kind, factor in sorted(graph.context.items()))
     parts.append(Text(f"outside the kernels: {graph.run_overhead_us:.1f} us per run, {graph.per_kernel_us:+.2f} us "
                       f"per kernel; whole-network error sigma {graph.sigma:.1%}"))
