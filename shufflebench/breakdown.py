@@ -228,7 +228,9 @@ def exported_nodes(path) -> list[dict[str, Any]]:
 
 def optimized_nodes(graph_b64: str) -> list[dict[str, Any]]:
     """The nodes onnxruntime executed (from the optimized graph the board sent back), with convolution groups and
-    input channels, so a kernel can be classified as dense, depthwise or group convolution."""
+    input channels, so a kernel can be classified as dense, depthwise or group convolution; and each node's domain
+    (``com.microsoft.nchwc`` for the blocked layout), tensor inputs and outputs, attributes (bytes decoded) and the
+    shapes of its constant inputs (weights)."""
     import base64
 
     import onnx
@@ -238,10 +240,14 @@ def optimized_nodes(graph_b64: str) -> list[dict[str, Any]]:
     nodes = []
     for node in model.graph.node:
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        attrs = {k: v.decode() if isinstance(v, bytes) else v for k, v in attrs.items()
+                 if isinstance(v, (bytes, int, float, list))}
         group = attrs.get("group")
         weight = dims.get(node.input[1]) if len(node.input) > 1 else None
         in_channels = group * weight[1] if group and weight and len(weight) == 4 else None
-        nodes.append({"name": node.name, "op_type": node.op_type, "group": group, "in_channels": in_channels})
+        nodes.append({"name": node.name, "op_type": node.op_type, "group": group, "in_channels": in_channels,
+                      "domain": node.domain, "inputs": list(node.input), "outputs": list(node.output),
+                      "attributes": attrs, "constants": {i: dims[i] for i in node.input if i in dims}})
     return nodes
 
 

@@ -15,10 +15,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli_options import Output, device, output, sampling, variant, with_options
+from .cli_options import Output, calibration, device, output, sampling, variant, with_options
 from .cli_sweep import sweep_app
 from .cli_ui import OneLineErrors, ProgressBar, emit, exit_if_interrupted, friendly, guard_outputs, stderr
 from .measure.sampling import SamplingPolicy
+from .latency.source import CalibrationSource
 from .options import SAMPLING_PRESETS, DeviceOptions, VariantOptions
 
 app = typer.Typer(
@@ -47,7 +48,7 @@ TopOpt = Annotated[Optional[int], typer.Option("--top", min=1, help="Show only t
 BreakdownOpt = Annotated[bool, typer.Option("--breakdown", help="Per-operator time by category (onnxruntime "
                                             "profiler), beside multiply-add and MAC shares.")]
 
-VARIANT, DEVICE = variant(), device()
+VARIANT, DEVICE, CALIBRATION = variant(), device(), calibration()
 SAMPLING = {command: sampling(preset) for command, preset in SAMPLING_PRESETS.items()}
 
 
@@ -149,11 +150,12 @@ def cache(
 
 @app.command()
 @friendly
-@with_options(VARIANT, DEVICE, SAMPLING["profile"], output("table", "json", "md"))
+@with_options(VARIANT, DEVICE, SAMPLING["profile"], CALIBRATION, output("table", "json", "md"))
 def profile(
     model: ModelArg,
     breakdown: BreakdownOpt = False,
-    *, variant: VariantOptions, device_options: DeviceOptions, sampling: SamplingPolicy, out: Output,
+    *, variant: VariantOptions, device_options: DeviceOptions, sampling: SamplingPolicy,
+    calibration: CalibrationSource, out: Output,
 ) -> None:
     """Count a model and measure its latency on a device: theoretical cost next to actual speed."""
     from .devices import resolve_device_options
@@ -164,16 +166,17 @@ def profile(
 
     device = resolve_device_options(device_options, batch=variant.batch)
     prepared = PreparedModel(resolve_variant(model, variant, default_batch=device.batch))
-    guard_outputs({"--output": out.path}, [model, device_options.device])
+    guard_outputs({"--output": out.path}, [model, device_options.device, calibration.path])
     with ProgressBar(prepared.label, sampling.budget_s) as bar:
-        result = profile_model(prepared, device, sampling, on_progress=bar.update, breakdown=breakdown)
+        result = profile_model(prepared, device, sampling, on_progress=bar.update, breakdown=breakdown,
+                               calibration=calibration)
     emit(out, result.to_dict, lambda: render_profile(result), markdown=lambda: profile_markdown(result))
     exit_if_interrupted(result.interrupted)
 
 
 @app.command()
 @friendly
-@with_options(VARIANT, DEVICE, SAMPLING["compare"], output("table", "json", "md"))
+@with_options(VARIANT, DEVICE, SAMPLING["compare"], CALIBRATION, output("table", "json", "md"))
 def compare(
     models: Annotated[list[str], typer.Argument(help="Models to compare (inline options: shufflenet_v1:width=0.5).",
                                                 show_default=False)],
@@ -181,7 +184,8 @@ def compare(
                                                     "(default: the first).")] = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Write plots to this .png or .svg file.")] = None,
     breakdown: BreakdownOpt = False,
-    *, variant: VariantOptions, device_options: DeviceOptions, sampling: SamplingPolicy, out: Output,
+    *, variant: VariantOptions, device_options: DeviceOptions, sampling: SamplingPolicy,
+    calibration: CalibrationSource, out: Output,
 ) -> None:
     """Theoretical speedup (multiply-add ratio) against actual speedup (latency ratio), models measured interleaved."""
     from .compare import compare_models, with_baseline
@@ -196,10 +200,11 @@ def compare(
     refs, base_index = with_baseline(refs, base)
     if plot is not None:
         check_plot_path(plot)
-    guard_outputs({"--output": out.path, "--plot": plot}, [*models, baseline, device_options.device])
+    guard_outputs({"--output": out.path, "--plot": plot},
+                  [*models, baseline, device_options.device, calibration.path])
     with ProgressBar(f"{len(refs)} models interleaved", sampling.budget_s * len(refs)) as bar:
         result = compare_models(prepare(refs), device, sampling, baseline=base_index, on_progress=bar.update,
-                                breakdown=breakdown)
+                                breakdown=breakdown, calibration=calibration)
     emit(out, result.to_dict, lambda: render_compare(result), markdown=lambda: compare_markdown(result))
     if plot is not None:
         plot_compare(result, plot)
@@ -314,6 +319,61 @@ def regress(
     exit_if_interrupted(result.interrupted)
     if result.outcome.exit_code:
         raise typer.Exit(result.outcome.exit_code)
+
+
+@app.command("calibrate")
+@friendly
+@with_options(DEVICE, SAMPLING["calibrate"], output("table", "json"))
+def calibrate_device(
+    quick: Annotated[bool, typer.Option("--quick", help="About 80 graphs instead of 360 (emulated devices, trials); "
+                                        "less accurate.")] = False,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Start again instead of resuming a partial calibration.")
+                     ] = False,
+    *, device_options: DeviceOptions, sampling: SamplingPolicy, out: Output,
+) -> None:
+    """Measure a device's kernels once (under 10 minutes on cpu), so `predict` can predict any model on it: stored
+    by device and environment (--output writes a copy), resumed where it stopped when interrupted."""
+    from .devices import resolve_device_options
+    from .latency.calibrate import calibrate
+    from .latency.design import DESIGNS
+    from .report.predict import render_calibration
+
+    guard_outputs({"--output": out.path}, [device_options.device])
+    device = resolve_device_options(device_options)
+    design = DESIGNS["quick" if quick else "full"]()
+    with ProgressBar(f"calibrating {device.name}", sampling.budget_s * len(design.cases)) as bar:
+        result = calibrate(device, design, sampling, on_progress=bar.update, status=bar.status, resume=not fresh)
+    emit(out, result.to_dict, lambda: render_calibration(result, result.path))
+
+
+@app.command()
+@friendly
+@with_options(VARIANT, DEVICE, CALIBRATION, output("table", "json"))
+def predict(
+    model: ModelArg,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Draw the device's roofline with every kernel of the "
+                                                 "model on it (.png or .svg).")] = None,
+    top: TopOpt = None,
+    *, variant: VariantOptions, device_options: DeviceOptions, calibration: CalibrationSource, out: Output,
+) -> None:
+    """Predict a model's latency on a calibrated device (nothing is measured), kernel by kernel, with the gap to
+    its multiply-adds explained by cause (G1-G4)."""
+    from .devices import resolve_device_options
+    from .latency.predictor import predict_model
+    from .models import resolve_variant
+    from .prepared import PreparedModel
+    from .report.compare import check_plot_path
+    from .report.predict import plot_roofline, render_prediction
+
+    guard_outputs({"--output": out.path, "--plot": plot}, [model, device_options.device, calibration.path])
+    chosen = calibration.require(resolve_device_options(device_options))
+    if plot is not None:
+        check_plot_path(plot)
+    prepared = PreparedModel(resolve_variant(model, variant, default_batch=chosen.device.batch))
+    result = predict_model(prepared, chosen)
+    emit(out, result.to_dict, lambda: render_prediction(result, top=top))
+    if plot is not None:
+        plot_roofline(result, plot)
 
 
 def main() -> None:

@@ -119,6 +119,21 @@ def device() -> OptionGroup:
     ), DeviceOptions)
 
 
+def calibration() -> OptionGroup:
+    """--calibration FILE: a `CalibrationSource` (without the option: the store, by device and environment)."""
+
+    def build(calibration: Optional[Path]) -> Any:
+        from .latency.source import CalibrationSource
+
+        return CalibrationSource(calibration)
+
+    return OptionGroup("calibration", (
+        _option("calibration", Optional[Path], None, "--calibration",
+                help="A calibration file (`calibrate --output`); default: the stored calibration of the device, "
+                     "when there is one for this machine and settings."),
+    ), build)
+
+
 class Format(str, Enum):
     """Every output format; each command offers the ones that fit it."""
 

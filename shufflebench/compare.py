@@ -15,7 +15,7 @@ The papers' published latencies (``data/published.toml``) are shown beside the m
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .devices import DeviceProfile
 from .errors import UsageError
@@ -26,6 +26,9 @@ from .prepared import PreparedModel
 from .profile import ProfileResult, measure_models
 from .published import latency_for
 from .runners.base import Progress
+
+if TYPE_CHECKING:
+    from .latency.source import CalibrationSource
 
 COMPARE_SCHEMA = "shufflebench.compare/2"
 #: Keys of a profile result that a comparison holds once for all models, not in every model's entry.
@@ -52,6 +55,8 @@ class ComparedModel:
     actual_speedup: Ratio
     paper: PaperSpeed | None
 
+    predicted_speedup: float | None = None
+
     @property
     def efficiency(self) -> float | None:
         """Actual over theoretical speedup."""
@@ -64,6 +69,7 @@ class ComparedModel:
             "mac_ratio": self.mac_ratio,
             "actual_speedup": self.actual_speedup.to_dict(),
             "efficiency": self.efficiency,
+            "predicted_speedup": self.predicted_speedup,
         }
         entry["paper"] = None if self.paper is None else self.paper.__dict__
         return entry
@@ -109,7 +115,7 @@ class Comparison:
             vs, paper = entry["vs_baseline"], entry["paper"]
             models.append(ComparedModel(ProfileResult.from_dict({**entry, **shared}), vs["theoretical_speedup"],
                                         vs["mac_ratio"], Ratio.from_dict(vs["actual_speedup"]),
-                                        PaperSpeed(**paper) if paper else None))
+                                        PaperSpeed(**paper) if paper else None, vs.get("predicted_speedup")))
         return cls(DeviceProfile.from_dict(data["device_profile"]), data["baseline"], tuple(models))
 
 
@@ -130,10 +136,13 @@ def with_baseline(refs: Sequence[ModelRef], baseline: ModelRef | None) -> tuple[
 
 
 def compare_models(models: Sequence[PreparedModel], device: DeviceProfile, policy: SamplingPolicy, *,
-                   baseline: int = 0, on_progress: Progress = None, breakdown: bool = False) -> Comparison:
+                   baseline: int = 0, on_progress: Progress = None, breakdown: bool = False,
+                   calibration: "CalibrationSource | None" = None) -> Comparison:
     """Measure ``models`` interleaved on ``device`` (``policy.budget_s`` per model) and compare each with
-    ``models[baseline]``; with ``breakdown`` each model also gets its operator breakdown."""
-    results = measure_models(models, device, policy, on_progress=on_progress, breakdown=breakdown)
+    ``models[baseline]``; with ``breakdown`` each model also gets its operator breakdown, with a calibration its
+    predicted latency and speedup (`profile.measure_models`)."""
+    results = measure_models(models, device, policy, on_progress=on_progress, breakdown=breakdown,
+                             calibration=calibration)
     return compare_results(results, baseline)
 
 
@@ -150,5 +159,7 @@ def compare_results(results: Sequence[ProfileResult], baseline: int = 0) -> Comp
         paper = None if published is None else PaperSpeed(
             published.latency_ms, published.device, published.source,
             base_paper.latency_ms / published.latency_ms if base_paper else None)
-        models.append(ComparedModel(result, theoretical, mac_ratio, ratio, paper))
+        predicted = (base.prediction.predicted_ms / result.prediction.predicted_ms
+                     if base.prediction and result.prediction else None)
+        models.append(ComparedModel(result, theoretical, mac_ratio, ratio, paper, predicted))
     return Comparison(base.device, base.model.label, tuple(models))

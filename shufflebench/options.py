@@ -44,4 +44,7 @@ SAMPLING_PRESETS: dict[str, SamplingPolicy] = {
     "regress": SamplingPolicy(target_rel_ci=0.005, min_runs=50, budget_s=5.0),
     # Many architectures per device: 3 s each, fewer warm-ups, 1 s of timed runs before precision may stop it.
     "sweep": SamplingPolicy(warmup_runs=5, budget_s=3.0, min_time_s=1.0),
+    # About 350 small graphs, each timed end to end beside the reference graph (its kernels are profiled apart):
+    # 1 s each keeps a full calibration of `cpu` near 10 minutes, within 20 on a busy machine.
+    "calibrate": SamplingPolicy(warmup_runs=3, min_runs=10, budget_s=1.0, min_time_s=0.0),
 }

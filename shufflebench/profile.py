@@ -8,13 +8,14 @@ reference (`verify`) is refused, never reported. `compare`, `guidelines`, `regre
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .breakdown import Breakdown, breakdown_of
 from .cost import CostSummary
 from .devices import DeviceProfile
 from .errors import UsageError
+from .latency.summary import PredictionSummary
 from .measure.sampling import SamplingPolicy
 from .measure.stats import Measurement
 from .models import ModelIdentity
@@ -22,6 +23,10 @@ from .prepared import PreparedModel
 from .runners.base import Progress
 from .runners.lookup import runner_for
 from .verify import check_outputs, reference_for
+
+if TYPE_CHECKING:
+    from .latency.calibration import Calibration
+    from .latency.source import CalibrationSource
 
 PROFILE_SCHEMA = "shufflebench.profile/2"
 BREAKDOWN_RUNS = 50  # profiled runs for an operator breakdown (after the timed runs, in a session of their own)
@@ -39,6 +44,7 @@ class ProfileResult:
     session: dict[str, Any]
     emulated: bool
     breakdown: Breakdown | None = None
+    prediction: PredictionSummary | None = None
 
     @property
     def throughput_per_s(self) -> float | None:
@@ -53,23 +59,43 @@ class ProfileResult:
         return self.cost.flops_madd / median if median > 0 else None
 
     @property
+    def peaks(self) -> tuple[float | None, float | None, str | None]:
+        """Peak multiply-adds per second and memory bandwidth (bytes per second) with their source: the
+        calibration's measured ones when a prediction was made, else the device profile's published ones."""
+        if self.prediction is not None:
+            return (self.prediction.peak_madd_per_s, self.prediction.memory_bandwidth_bytes_per_s,
+                    f"calibration {self.prediction.calibration}")
+        hardware = self.device.hardware
+        if hardware and (hardware.peak_madd_per_s or hardware.memory_bandwidth_bytes_per_s):
+            return hardware.peak_madd_per_s, hardware.memory_bandwidth_bytes_per_s, "device profile"
+        return None, None, None
+
+    @property
     def fraction_of_peak(self) -> dict[str, float] | None:
-        """Achieved multiply-adds and deployed-MAC bandwidth as fractions of the device's published peaks."""
-        hardware, achieved = self.device.hardware, self.achieved_madd_per_s
-        if not hardware or not achieved:
+        """Achieved multiply-adds and deployed-MAC bandwidth as fractions of the device's peaks (`peaks`)."""
+        peak_madd, bandwidth_peak, _ = self.peaks
+        achieved = self.achieved_madd_per_s
+        if not achieved:
             return None
         fraction = {}
-        if hardware.peak_madd_per_s:
-            fraction["madd"] = achieved / hardware.peak_madd_per_s
-        if hardware.memory_bandwidth_bytes_per_s:
+        if peak_madd:
+            fraction["madd"] = achieved / peak_madd
+        if bandwidth_peak:
             bandwidth = self.cost.mac_bytes["deployed"] / self.measurement.median
-            fraction["bandwidth"] = bandwidth / hardware.memory_bandwidth_bytes_per_s
+            fraction["bandwidth"] = bandwidth / bandwidth_peak
         return fraction or None
 
     @property
     def interrupted(self) -> bool:
         """Ctrl-C ended the measurement: its samples are what finished before it."""
         return self.measurement.interrupted
+
+    @property
+    def measured_over_predicted(self) -> float | None:
+        """Measured median latency over the predicted one (None without a prediction)."""
+        if self.prediction is None or not self.prediction.predicted_ms:
+            return None
+        return self.measurement.median * 1e3 / self.prediction.predicted_ms
 
     @property
     def warnings(self) -> tuple[str, ...]:
@@ -89,33 +115,42 @@ class ProfileResult:
             "throughput_per_s": self.throughput_per_s,
             "achieved_madd_per_s": self.achieved_madd_per_s,
             "fraction_of_peak": self.fraction_of_peak,
+            "fraction_of_peak_source": self.peaks[2] if self.fraction_of_peak else None,
             "environment": self.environment,
             "session": self.session,
             "warnings": list(self.warnings),
         }
         if self.breakdown is not None:
             data["breakdown"] = self.breakdown.to_dict()
+        data["prediction"] = None if self.prediction is None else {
+            **self.prediction.to_dict(), "measured_over_predicted": self.measured_over_predicted}
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ProfileResult":
         """Inverse of `to_dict`: statistics and warnings are recomputed from the raw samples."""
-        breakdown = data.get("breakdown")
+        breakdown, prediction = data.get("breakdown"), data.get("prediction")
         return cls(ModelIdentity.from_dict(data), DeviceProfile.from_dict(data["device_profile"]),
                    CostSummary.from_dict(data), Measurement.from_dict(data["latency"]), dict(data["environment"]),
                    dict(data["session"]), bool(data["emulated"]),
-                   Breakdown.from_dict(breakdown) if breakdown is not None else None)
+                   Breakdown.from_dict(breakdown) if breakdown is not None else None,
+                   PredictionSummary.from_dict(prediction) if prediction is not None else None)
 
 
 def measure_models(models: Sequence[PreparedModel], device: DeviceProfile, policy: SamplingPolicy, *,
-                   on_progress: Progress = None, verify: bool = True, breakdown: bool = False) -> list[ProfileResult]:
+                   on_progress: Progress = None, verify: bool = True, breakdown: bool = False,
+                   calibration: "CalibrationSource | None" = None) -> list[ProfileResult]:
     """Count every model, then measure them interleaved round-robin on ``device`` (drift on a noisy machine hits all
     alike; sample ``i`` of every model comes from round ``i``), ``policy.budget_s`` seconds per model. Outputs are
     checked against the reference before they are trusted (unless ``verify`` is off); ``breakdown`` adds each
-    model's operator breakdown (onnxruntime backends)."""
+    model's operator breakdown (onnxruntime backends); ``calibration`` adds each model's predicted latency when the
+    source holds a calibration for the device as measured (`latency.calibration.CalibrationSource`)."""
     if breakdown and device.backend != "onnxruntime":
         raise UsageError(f"--breakdown uses onnxruntime's profiler; device {device.name} runs {device.backend}")
     costs = [model.cost for model in models]  # counted first: a model that cannot be counted is never timed
+    # A calibration file is read before measuring, so a bad one is refused before anything is measured; the store
+    # is searched after, by the measurement's own environment.
+    given = calibration.resolve(device) if calibration is not None and calibration.path is not None else None
     runner = runner_for(device)
     references = [reference_for(model, device) if verify else None for model in models]
 
@@ -127,12 +162,29 @@ def measure_models(models: Sequence[PreparedModel], device: DeviceProfile, polic
     wanted = any(reference is not None for reference in references)
     runs = runner.measure(models, policy, on_progress=on_progress, return_outputs=wanted,
                           profile_runs=BREAKDOWN_RUNS if breakdown else 0, check=check if wanted else None)
-    return [ProfileResult(model.identity, device, cost, run.measurement, run.environment, run.session, run.emulated,
-                          breakdown_of(model, run.node_profile) if breakdown and run.node_profile else None)
-            for model, cost, run in zip(models, costs, runs)]
+    results = [ProfileResult(model.identity, device, cost, run.measurement, run.environment, run.session,
+                             run.emulated, breakdown_of(model, run.node_profile) if breakdown and run.node_profile
+                             else None) for model, cost, run in zip(models, costs, runs)]
+    if calibration is None or not results:
+        return results
+    return with_predictions(results, models, given or calibration.resolve(device, results[0].environment))
+
+
+def with_predictions(results: Sequence[ProfileResult], models: Sequence[PreparedModel],
+                     calibration: "Calibration | None") -> list[ProfileResult]:
+    """Each result with the prediction of ``calibration`` (a `latency.calibration.Calibration`) beside its
+    measurement; None leaves the results as they are."""
+    if calibration is None:
+        return list(results)
+    from .latency.predictor import predict_model
+
+    return [replace(result, prediction=predict_model(model, calibration).summary())
+            for result, model in zip(results, models)]
 
 
 def profile_model(model: PreparedModel, device: DeviceProfile, policy: SamplingPolicy, *,
-                  on_progress: Progress = None, verify: bool = True, breakdown: bool = False) -> ProfileResult:
+                  on_progress: Progress = None, verify: bool = True, breakdown: bool = False,
+                  calibration: "CalibrationSource | None" = None) -> ProfileResult:
     """Count ``model`` and measure it on ``device``: `measure_models` of one."""
-    return measure_models([model], device, policy, on_progress=on_progress, verify=verify, breakdown=breakdown)[0]
+    return measure_models([model], device, policy, on_progress=on_progress, verify=verify, breakdown=breakdown,
+                          calibration=calibration)[0]

@@ -158,6 +158,14 @@ CASES = [
     ("guidelines --only g5", "'g5'", "allowed: g1, g2, g3, g4"),
     ("guidelines --widths 3", "'3'", "allowed: 1, 2, 4"),
     ("guidelines --widths 1,1", "1 twice", "each is measured once"),
+    # --- calibrations and predictions ----------------------------------------------------------------------------
+    ("predict v2", "no calibration of device cpu", "make one with shufflebench calibrate --device cpu"),
+    ("predict v2 --calibration {dir}/missing.json", "missing.json", "does not exist"),
+    ("predict v2 --calibration {garbage_json}", "garbage.json", "not a readable calibration"),
+    ("predict v2 --calibration {other_json}", "shufflebench.profile/2", "expected shufflebench.calibration/1"),
+    ("predict v2 --calibration {garbage_json} --output {garbage_json}", "garbage.json", "refusing to overwrite"),
+    ("profile v2 --calibration {garbage_json}", "garbage.json", "not a readable calibration"),  # before measuring
+    ("calibrate --device cpu-torch", "cpu-torch", "onnxruntime's profiler"),
     # --- baselines and the gate ------------------------------------------------------------------------------------
     ("baseline save v2", "'--output'", "Missing option"),
     ("baseline save --output {dir}/b2.json", "no model given", "use --zoo"),

@@ -406,11 +406,14 @@ def _alternate(first, second):
 def profile_nodes(model: OpenModel, runs: int) -> dict:
     """Per-kernel time from onnxruntime's profiler, in a second session with the same options.
 
-    Returns ``kernels`` (``[{"name", "op", "time_us"}]``: mean microseconds per run, the first run -- which
-    allocates -- left out), ``run_us`` (mean end-to-end run time of the same runs, microseconds) and
-    ``optimized_graph_b64`` (the graph onnxruntime executed, weights left out, for mapping kernels back on the
-    host, where the onnx package is).
+    Returns ``kernels`` (``[{"name", "op", "time_us", "samples_us", "inputs", "outputs"}]``: mean microseconds per
+    run, the first run -- which allocates -- left out; the kernel's time in each kept run, in run order; the shapes
+    of its inputs and outputs as the engine executed them, e.g. channels padded for a blocked layout), ``run_us``
+    (mean end-to-end run time of the same runs, microseconds), ``run_samples_us`` (each kept run's time) and
+    ``optimized_graph_b64`` (the graph onnxruntime executed, weights left out, for mapping kernels back on the host,
+    where the onnx package is).
     """
+    import bisect
     import tempfile
 
     ort, request = model.ort, model.request
@@ -434,22 +437,33 @@ def profile_nodes(model: OpenModel, runs: int) -> dict:
         raise RunnerError("run_failed", "onnxruntime's profiler recorded no runs")
     first_end = run_events[0]["ts"] + run_events[0]["dur"]
     kept = run_events[1:]
-    totals: dict = {}
-    order: list = []
+    starts = [e["ts"] for e in kept]
+    kernels: dict = {}
     for event in events:
         if event.get("cat") != "Node" or not event["name"].endswith("_kernel_time") or event["ts"] < first_end:
             continue
         name = event["name"][: -len("_kernel_time")]
-        if name not in totals:
-            totals[name] = [event["args"].get("op_name", "?"), 0.0]
-            order.append(name)
-        totals[name][1] += event["dur"]
+        if name not in kernels:
+            args = event["args"]
+            kernels[name] = {"name": name, "op": args.get("op_name", "?"), "samples_us": [0.0] * len(kept),
+                             "inputs": _shapes(args.get("input_type_shape")),
+                             "outputs": _shapes(args.get("output_type_shape"))}
+        run = max(0, bisect.bisect_right(starts, event["ts"]) - 1)
+        kernels[name]["samples_us"][run] += event["dur"]
+    for kernel in kernels.values():
+        kernel["time_us"] = sum(kernel["samples_us"]) / len(kept)
     return {
-        "kernels": [{"name": n, "op": totals[n][0], "time_us": totals[n][1] / len(kept)} for n in order],
+        "kernels": list(kernels.values()),
         "run_us": sum(e["dur"] for e in kept) / len(kept),
+        "run_samples_us": [e["dur"] for e in kept],
         "runs": len(kept),
         "optimized_graph_b64": graph,
     }
+
+
+def _shapes(typed) -> list:
+    """``[{"float": [1, 8, 4, 4]}, ...]`` (the profiler's typed shapes) -> ``[[1, 8, 4, 4], ...]``."""
+    return [list(next(iter(entry.values()))) if isinstance(entry, dict) and entry else [] for entry in typed or []]
 
 
 def _bound_run(ort, session, feeds: dict, output_names: list):

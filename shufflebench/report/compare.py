@@ -16,11 +16,31 @@ from .breakdown import breakdown_markdown, render_breakdown
 from .units import binary_bytes, si
 
 HEADERS = ("model", "MAdd", "MAC dep.", "latency ms", "theory", "actual", "eff.", "paper")
+PREDICTED = "predicted ms"  # a column of its own when the models carry predictions
 
 
 def _pm(value: float, low: float, high: float) -> str:
     """A 95% confidence interval as +-percent of the value."""
     return f" ±{(high - low) / 2 / value:.1%}" if value else ""
+
+
+def _headers(comparison: Comparison) -> tuple[str, ...]:
+    if any(m.result.prediction for m in comparison.models):
+        return (*HEADERS[:4], PREDICTED, *HEADERS[4:])
+    return HEADERS
+
+
+def _predicted(model: ComparedModel) -> str:
+    prediction = model.result.prediction
+    if prediction is None:
+        return "-"
+    speedup = f" ({model.predicted_speedup:.2f}x)" if model.predicted_speedup else ""
+    return f"{prediction.predicted_ms:.3f}{speedup}"
+
+
+def _row(comparison: Comparison, model: ComparedModel) -> tuple[str, ...]:
+    cells = _cells(model)
+    return (*cells[:4], _predicted(model), *cells[4:]) if len(_headers(comparison)) > len(HEADERS) else cells
 
 
 def _cells(model: ComparedModel) -> tuple[str, ...]:
@@ -49,11 +69,11 @@ def render_compare(comparison: Comparison) -> Group:
     parts: list[Any] = [Text(f"on {comparison.device.name}; speedups against {comparison.baseline}", style="bold"),
                         *banners(emulated=comparison.emulated, interrupted=comparison.interrupted)]
     table = Table(show_header=True, header_style="bold")
-    for i, header in enumerate(HEADERS):
+    for i, header in enumerate(_headers(comparison)):
         table.add_column(header, justify="left" if i == 0 else "right", overflow="fold",
                          max_width=30 if i == 0 else None)
     for model in comparison.models:
-        table.add_row(*_cells(model))
+        table.add_row(*_row(comparison, model))
     parts.append(table)
     papers = {m.paper.source + " on " + m.paper.device for m in comparison.models if m.paper}
     for source in sorted(papers):
@@ -64,6 +84,9 @@ def render_compare(comparison: Comparison) -> Group:
               for m in comparison.models if not m.result.cost.coverage.complete]
     parts += [Text(f"warning: {m.result.model.short_label}: {warning}", style="yellow")
               for m in comparison.models for warning in m.result.warnings]
+    calibrations = {m.result.prediction.calibration for m in comparison.models if m.result.prediction}
+    for calibration in sorted(calibrations):
+        parts.append(Text(f"predicted ms (predicted speedup) from calibration {calibration}", style="dim"))
     parts += [render_breakdown(m.result.breakdown, f"Operator breakdown: {m.result.model.short_label}")
               for m in comparison.models if m.result.breakdown is not None]
     return Group(*parts)
@@ -73,10 +96,11 @@ def compare_markdown(comparison: Comparison) -> str:
     """The comparison as a Markdown table."""
     lines = [f"Device `{comparison.device.name}`, speedups against `{comparison.baseline}`.", "",
              *banners_markdown(emulated=comparison.emulated, interrupted=comparison.interrupted)]
-    lines.append("| " + " | ".join(HEADERS) + " |")
-    lines.append("| --- |" + " ---: |" * (len(HEADERS) - 1))
+    headers = _headers(comparison)
+    lines.append("| " + " | ".join(headers) + " |")
+    lines.append("| --- |" + " ---: |" * (len(headers) - 1))
     for model in comparison.models:
-        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in _cells(model)) + " |")
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in _row(comparison, model)) + " |")
     text = "\n".join(lines) + "\n"
     for m in comparison.models:
         if m.result.breakdown is not None:
@@ -121,6 +145,8 @@ def plot_compare(comparison: Comparison, path: str | Path) -> Path:
         median_ms = m.median * 1e3
         ci = [x * 1e3 for x in m.ci95] if m.ci95 else [median_ms, median_ms]
         left.errorbar(madd, median_ms, yerr=_yerr(median_ms, ci), fmt="o", capsize=3)
+        if model.result.prediction is not None:
+            left.scatter(madd, model.result.prediction.predicted_ms, marker="x", color="k", zorder=3)
         left.annotate(model.result.model.short_label, (madd, median_ms), fontsize=7, xytext=(3, 3),
                       textcoords="offset points")
         speed = model.actual_speedup
@@ -129,7 +155,8 @@ def plot_compare(comparison: Comparison, path: str | Path) -> Path:
                            fmt="o", capsize=3, label=model.result.model.short_label)
     limit = max([1.0] + [max(m.theoretical_speedup or 1, m.actual_speedup.high) for m in comparison.models])
     right.plot([0, limit * 1.1], [0, limit * 1.1], "k--", linewidth=0.8, label="y = x (multiply-adds tell all)")
-    left.set(xlabel="multiply-adds (M)", ylabel="median latency (ms)", title=f"latency on {comparison.device.name}")
+    left.set(xlabel="multiply-adds (M)", ylabel="median latency (ms)", title=f"latency on {comparison.device.name}"
+             + (" (x: predicted)" if any(m.result.prediction for m in comparison.models) else ""))
     right.set(xlabel="theoretical speedup (multiply-adds)", ylabel="actual speedup (latency)",
               title=f"against {comparison.baseline.split(':')[0]}")
     right.legend(fontsize=6)

@@ -50,6 +50,12 @@ def _rows(result: ProfileResult) -> list[tuple[str, str, str, str]]:
         clean = m.uncontended_median
         actual.append(("contended runs", f"{m.contended_runs} of {m.runs}"))
         actual.append(("uncontended median", f"{clean * 1e3:.3f} ms" if clean is not None else "none"))
+    prediction = result.prediction
+    if prediction is not None:
+        low, high = prediction.interval_ms
+        theory.append(("MAdd at measured peak", f"{prediction.theoretical_ms:.3f} ms"))
+        actual.append(("predicted", f"{prediction.predicted_ms:.3f} ms ({low:.3f}-{high:.3f}), measured "
+                                    f"{result.measured_over_predicted:.2f}x"))
     rows = []
     for i in range(max(len(theory), len(actual))):
         t = theory[i] if i < len(theory) else ("", "")
@@ -73,6 +79,16 @@ def environment_line(environment: Mapping[str, Any]) -> str:
             f"{environment.get('governor') or 'unknown'}")
 
 
+def prediction_line(result: ProfileResult) -> str | None:
+    """One line on the prediction: the gap to multiply-adds by cause, and the calibration it came from."""
+    prediction = result.prediction
+    if prediction is None:
+        return None
+    causes = ", ".join(f"{cause.replace('_', ' ')} {ms:.3f} ms" for cause, ms in prediction.causes_ms.items())
+    graph = "" if prediction.graph == "exact" else f"; graph {prediction.graph}"
+    return f"predicted gap to multiply-adds at peak: {causes} (calibration {prediction.calibration}{graph})"
+
+
 def render_profile(result: ProfileResult) -> Group:
     """Theoretical (left) and actual (right), then the environment line and any warnings."""
     parts: list[Any] = [Text(_title(result), style="bold"),
@@ -88,6 +104,9 @@ def render_profile(result: ProfileResult) -> Group:
     parts.append(Text(environment_line(result.environment), style="dim"))
     if not result.cost.coverage.complete:
         parts.append(Text(f"coverage: {result.cost.coverage.describe()}", style="yellow"))
+    line = prediction_line(result)
+    if line:
+        parts.append(Text(line, style="dim"))
     parts += [Text(f"warning: {warning}", style="yellow") for warning in result.warnings]
     if result.breakdown is not None:
         parts.append(render_breakdown(result.breakdown, "Operator breakdown"))
@@ -102,6 +121,9 @@ def profile_markdown(result: ProfileResult) -> str:
     lines += ["", environment_line(result.environment), ""]
     if not result.cost.coverage.complete:
         lines += [f"- coverage: {result.cost.coverage.describe()}"]
+    line = prediction_line(result)
+    if line:
+        lines += [line, ""]
     lines += [f"- warning: {w}" for w in result.warnings]
     text = "\n".join(lines).rstrip() + "\n"
     if result.breakdown is not None:

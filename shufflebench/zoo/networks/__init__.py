@@ -1,3 +1,3 @@
 """Importing this package registers every zoo network with `shufflebench.zoo.registry` (in this order)."""
 
-from . import shufflenet_v1, shufflenet_v2, mobilenet, classic, micro  # noqa: F401
+from . import shufflenet_v1, shufflenet_v2, mobilenet, classic, micro, space  # noqa: F401

@@ -1,0 +1,287 @@
+"""The predictor of one kernel kind: a roofline fitted to the calibration, and a learned correction where it helps.
+
+For a kernel with ``madd`` multiply-adds and ``bytes`` of memory traffic on a device of measured peak compute ``P``
+(multiply-adds per second) and memory bandwidth ``B`` (bytes per second), the base prediction is a roofline::
+
+    t = overhead + max(madd / (P * compute_efficiency), bytes / (B * memory_efficiency))
+
+with three numbers per kind fitted to the calibration's kernels by minimizing the squared *relative* error: the
+fixed cost of a kernel of that kind, and the shares of the device's peaks that kind reaches (a depthwise convolution
+reaches a few percent of peak compute, a blocked 1x1 convolution most of it; element-wise kernels working in cache
+reach more than the memory bandwidth). The learned correction multiplies the roofline term by
+``exp(w . features)`` (ridge least squares on standardized shape features, numpy only). It is kept only where it
+measurably helps: when it lowers the cross-validated mean relative error of that kind by at least `HELPS` of itself
+and `MIN_GAIN` in all (and the kind has `MIN_CORRECTION_SAMPLES` kernels). Both errors are stored, so a calibration
+shows the evidence.
+
+Nothing here measures: these are pure functions of arrays.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .kernels import Kernel, is_compute
+
+HELPS = 0.10  # the correction must cut the cross-validated error by this share of itself
+MIN_GAIN = 0.01  # and by at least this much (one point of mean relative error: below it is timing noise)
+MIN_CORRECTION_SAMPLES = 15
+MIN_KIND_SAMPLES = 4  # fewer kernels than this: the kind falls back to its group's pooled predictor
+FOLDS = 5
+RIDGE = 1.0
+MAX_FACTOR = 4.0  # a correction never moves a roofline term by more than this factor either way
+_COMPUTE_GRID = np.logspace(-3.5, 0.0, 48)  # a kind never beats the device's measured peak rate
+_MEMORY_GRID = np.logspace(-2.5, 2.0, 48)
+
+
+@dataclass(frozen=True)
+class Peaks:
+    """The device's measured peaks: multiply-adds per second, memory bandwidth (tensors far larger than any cache)
+    and the best bandwidth an element-wise or data-movement kernel reached (in cache), bytes per second."""
+
+    madd_per_s: float
+    memory_bandwidth_bytes_per_s: float
+    cache_bandwidth_bytes_per_s: float
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Peaks":
+        return cls(float(data["madd_per_s"]), float(data["memory_bandwidth_bytes_per_s"]),
+                   float(data["cache_bandwidth_bytes_per_s"]))
+
+
+@dataclass(frozen=True)
+class Correction:
+    """A multiplicative correction of the roofline term: ``exp(bias + sum(weight * (feature - mean) / scale))``."""
+
+    features: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    bias: float
+    weights: tuple[float, ...]
+
+    def factor(self, features: Mapping[str, float]) -> float:
+        """The factor for one kernel's features (a missing feature counts as its mean)."""
+        total = self.bias + sum(w * (features.get(name, m) - m) / s
+                                for name, m, s, w in zip(self.features, self.mean, self.scale, self.weights))
+        return float(min(MAX_FACTOR, max(1.0 / MAX_FACTOR, math.exp(total))))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Correction":
+        return cls(tuple(data["features"]), tuple(float(x) for x in data["mean"]),
+                   tuple(float(x) for x in data["scale"]), float(data["bias"]),
+                   tuple(float(x) for x in data["weights"]))
+
+
+@dataclass(frozen=True)
+class Components:
+    """One kernel's predicted time in microseconds, by part: fixed overhead, compute term, memory term (the
+    roofline takes the larger of the last two)."""
+
+    overhead_us: float
+    compute_us: float
+    memory_us: float
+
+    @property
+    def total_us(self) -> float:
+        return self.overhead_us + max(self.compute_us, self.memory_us)
+
+    @property
+    def bound(self) -> str:
+        """What limits the kernel: ``compute``, ``memory`` or ``overhead`` (the largest part)."""
+        roof = max(self.compute_us, self.memory_us)
+        if self.overhead_us >= roof:
+            return "overhead"
+        return "compute" if self.compute_us >= self.memory_us else "memory"
+
+
+@dataclass(frozen=True)
+class KindModel:
+    """The predictor of one kernel kind (module docstring) and the evidence for it.
+
+    compute_efficiency: share of the peak multiply-add rate reached (None for kinds without multiply-adds).
+    memory_efficiency: effective bandwidth over the measured memory bandwidth. cv_error / cv_error_corrected: mean
+    relative error of the roofline alone and with the correction, cross-validated. spread: standard deviation of
+    the log error of the predictor in use, cross-validated.
+    """
+
+    kind: str
+    overhead_us: float
+    compute_efficiency: float | None
+    memory_efficiency: float
+    correction: Correction | None
+    samples: int
+    cv_error: float
+    cv_error_corrected: float | None
+    spread: float
+
+    def components(self, kernel: Kernel, peaks: Peaks) -> Components:
+        """The predicted time of ``kernel`` by part."""
+        factor = self.correction.factor(kernel.features()) if self.correction else 1.0
+        compute = (kernel.madd / (peaks.madd_per_s * self.compute_efficiency) * 1e6 * factor
+                   if self.compute_efficiency else 0.0)
+        memory = kernel.bytes / (peaks.memory_bandwidth_bytes_per_s * self.memory_efficiency) * 1e6 * factor
+        return Components(self.overhead_us, compute, memory)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["correction"] = self.correction.to_dict() if self.correction else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "KindModel":
+        correction = data.get("correction")
+        return cls(str(data["kind"]), float(data["overhead_us"]),
+                   None if data["compute_efficiency"] is None else float(data["compute_efficiency"]),
+                   float(data["memory_efficiency"]), Correction.from_dict(correction) if correction else None,
+                   int(data["samples"]), float(data["cv_error"]),
+                   None if data["cv_error_corrected"] is None else float(data["cv_error_corrected"]),
+                   float(data["spread"]))
+
+
+# --- the roofline ---------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Roof:
+    overhead: float
+    compute_efficiency: float | None
+    memory_efficiency: float
+
+    def term(self, compute: np.ndarray, memory: np.ndarray) -> np.ndarray:
+        roof = memory / self.memory_efficiency
+        if self.compute_efficiency:
+            roof = np.maximum(roof, compute / self.compute_efficiency)
+        return roof
+
+
+def _best_overhead(times: np.ndarray, roof: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For roofline terms ``roof`` (grid x samples), the overhead minimizing the relative squared error, clipped
+    to [0, smallest time], and that error."""
+    weights = 1.0 / times ** 2
+    overhead = ((times - roof) * weights).sum(axis=-1, keepdims=True) / weights.sum()
+    overhead = np.clip(overhead, 0.0, times.min())
+    loss = (((overhead + roof - times) / times) ** 2).sum(axis=-1)
+    return overhead[..., 0], loss
+
+
+def fit_roofline(compute: np.ndarray, memory: np.ndarray, times: np.ndarray) -> _Roof:
+    """Overhead and efficiencies for times ``times`` (microseconds) of kernels whose time at the device's peaks is
+    ``compute`` and ``memory`` (microseconds): a grid search, then a finer one around the best point."""
+    has_compute = bool(np.any(compute > 0))
+    compute_grid = _COMPUTE_GRID if has_compute else np.array([np.inf])
+    memory_grid = _MEMORY_GRID
+    for _ in range(2):
+        roof = np.maximum(compute[None, None, :] / compute_grid[:, None, None],
+                          memory[None, None, :] / memory_grid[None, :, None])
+        overhead, loss = _best_overhead(times, roof)
+        i, j = np.unravel_index(int(np.argmin(loss)), loss.shape)
+        best = (float(overhead[i, j]), float(compute_grid[i]), float(memory_grid[j]))
+        if has_compute:
+            compute_grid = np.minimum(best[1] * np.logspace(-0.1, 0.1, 21), 1.0)
+        memory_grid = best[2] * np.logspace(-0.1, 0.1, 21)
+    return _Roof(best[0], best[1] if has_compute else None, best[2])
+
+
+# --- the correction -------------------------------------------------------------------------------------------------
+
+def _fit_correction(names: Sequence[str], features: np.ndarray, log_error: np.ndarray) -> Correction:
+    mean = features.mean(axis=0)
+    scale = features.std(axis=0)
+    scale[scale == 0] = 1.0
+    standard = (features - mean) / scale
+    design = np.hstack([np.ones((len(standard), 1)), standard])
+    penalty = RIDGE * np.eye(design.shape[1])
+    penalty[0, 0] = 0.0  # the bias is not shrunk
+    solution = np.linalg.solve(design.T @ design + penalty, design.T @ log_error)
+    return Correction(tuple(names), tuple(float(x) for x in mean), tuple(float(x) for x in scale),
+                      float(solution[0]), tuple(float(x) for x in solution[1:]))
+
+
+@dataclass(frozen=True)
+class _Fitted:
+    roof: _Roof
+    correction: Correction | None
+
+    def predict(self, compute: np.ndarray, memory: np.ndarray, rows: Sequence[Mapping[str, float]]) -> np.ndarray:
+        term = self.roof.term(compute, memory)
+        if self.correction is not None:
+            term = term * np.array([self.correction.factor(row) for row in rows])
+        return self.roof.overhead + term
+
+
+def _fit(compute: np.ndarray, memory: np.ndarray, times: np.ndarray, rows: Sequence[Mapping[str, float]],
+         corrected: bool) -> _Fitted:
+    roof = fit_roofline(compute, memory, times)
+    if not corrected:
+        return _Fitted(roof, None)
+    names = sorted(rows[0])
+    features = np.array([[row[name] for name in names] for row in rows])
+    term = roof.term(compute, memory)
+    excess = np.maximum(times - roof.overhead, 0.05 * times)
+    return _Fitted(roof, _fit_correction(names, features, np.log(excess / term)))
+
+
+def _cross_validated(compute: np.ndarray, memory: np.ndarray, times: np.ndarray,
+                     rows: Sequence[Mapping[str, float]], corrected: bool) -> np.ndarray:
+    """Each kernel's prediction from a fit without its fold."""
+    folds = min(FOLDS, len(times))
+    predicted = np.empty_like(times)
+    index = np.arange(len(times))
+    for fold in range(folds):
+        test, train = index % folds == fold, index % folds != fold
+        fitted = _fit(compute[train], memory[train], times[train], [rows[i] for i in index[train]], corrected)
+        predicted[test] = fitted.predict(compute[test], memory[test], [rows[i] for i in index[test]])
+    return predicted
+
+
+def fit_kind(kind: str, kernels: Sequence[Kernel], times_us: Sequence[float], peaks: Peaks) -> KindModel:
+    """The predictor of ``kind`` from its calibration kernels and their times (microseconds)."""
+    times = np.asarray(times_us, dtype=float)
+    compute = np.array([k.madd / peaks.madd_per_s * 1e6 for k in kernels])
+    memory = np.array([k.bytes / peaks.memory_bandwidth_bytes_per_s * 1e6 for k in kernels])
+    rows = [k.features() for k in kernels]
+    if not any(is_compute(k.kind) for k in kernels):
+        compute = np.zeros_like(times)
+    base_cv = _cross_validated(compute, memory, times, rows, corrected=False) if len(times) >= 2 else times
+    base_error = float(np.mean(np.abs(base_cv - times) / times))
+    corrected_error = None
+    use = False
+    chosen_cv = base_cv
+    if len(times) >= MIN_CORRECTION_SAMPLES and len({tuple(sorted(r)) for r in rows}) == 1:
+        corrected_cv = _cross_validated(compute, memory, times, rows, corrected=True)
+        corrected_error = float(np.mean(np.abs(corrected_cv - times) / times))
+        use = corrected_error <= (1.0 - HELPS) * base_error and base_error - corrected_error >= MIN_GAIN
+        if use:
+            chosen_cv = corrected_cv
+    fitted = _fit(compute, memory, times, rows, corrected=use)
+    spread = float(np.std(np.log(np.maximum(chosen_cv, 1e-3) / times)))
+    return KindModel(kind, fitted.roof.overhead, fitted.roof.compute_efficiency, fitted.roof.memory_efficiency,
+                     fitted.correction, len(times), base_error, corrected_error, spread)
+
+
+# --- the whole graph --------------------------------------------------------------------------------------------------
+
+def robust_line(x: Sequence[float], y: Sequence[float], iterations: int = 20) -> tuple[float, float]:
+    """Intercept and slope of ``y = a + b x`` by iteratively reweighted least squares with Huber weights (a few
+    graphs measured in a bad spell do not tilt the line)."""
+    xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    design = np.vstack([np.ones_like(xs), xs]).T
+    weights = np.ones_like(ys)
+    coefficients = np.zeros(2)
+    for _ in range(iterations):
+        w = np.sqrt(weights)
+        coefficients = np.linalg.lstsq(design * w[:, None], ys * w, rcond=None)[0]
+        residual = ys - design @ coefficients
+        scale = 1.4826 * float(np.median(np.abs(residual - np.median(residual)))) or 1.0
+        limit = 1.345 * scale
+        weights = np.where(np.abs(residual) <= limit, 1.0, limit / np.maximum(np.abs(residual), 1e-12))
+    return float(coefficients[0]), float(coefficients[1])

@@ -1,0 +1,237 @@
+"""The latency model without a device: kernels' multiply-adds and bytes, the roofline arithmetic by hand, the fit and
+its correction on synthetic kernels, drift taken out as ratios, the calibration file and its versions."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from shufflebench.errors import UsageError
+from shufflebench.latency.calibration import Calibration, load_calibration, refit, save_calibration
+from shufflebench.latency.fit import KindModel, Peaks, fit_kind, fit_roofline, robust_line
+from shufflebench.latency.kernels import Kernel, classify, kernels_of, reachable_from
+from shufflebench.latency.records import GraphRecord, KernelSample, record_of, trimmed_mean, undisturbed
+from tests.fixtures.calibration import fake_calibration
+
+CONV = Kernel("c", "FusedConv", "com.microsoft", inputs=((1, 16, 8, 8), (32, 16, 3, 3), (32,)),
+              outputs=((1, 32, 8, 8),), group=1, kernel=(3, 3), stride=(1, 1), fused=("relu",))
+
+
+def test_multiply_adds_bytes_and_kind_of_kernels_by_hand():
+    # 32 outputs x 64 positions x 16 inputs x 9 taps; every input, weight, bias and output read or written once
+    assert CONV.kind == "conv.spatial"
+    assert CONV.madd == 32 * 64 * 16 * 9 == 294_912
+    assert CONV.bytes == 4 * (16 * 64 + 32 * 16 * 9 + 32 + 32 * 64) == 30_848
+    assert CONV.arithmetic_intensity == pytest.approx(294_912 / 30_848)
+    depthwise = Kernel("d", "Conv", "com.microsoft.nchwc", ((1, 64, 14, 14), (64, 1, 5, 5), (64,)),
+                       ((1, 64, 7, 7),), group=64, kernel=(5, 5), stride=(2, 2))
+    assert depthwise.kind == "conv.depthwise+nchwc" and depthwise.madd == 64 * 49 * 25
+    grouped = Kernel("g", "Conv", "", ((1, 240, 28, 28), (240, 80, 1, 1)), ((1, 240, 28, 28),), group=3)
+    assert grouped.kind == "conv.grouped" and grouped.madd == 240 * 784 * 80
+    fc = Kernel("f", "Gemm", "", ((1, 1024), (1000, 1024), (1000,)), ((1, 1000),))
+    assert fc.kind == "gemm" and fc.madd == 1000 * 1024
+    assert fc.bytes == 4 * (1024 + 1024 * 1000 + 1000 + 1000)
+    reorder = Kernel("r", "ReorderOutput", "com.microsoft.nchwc", ((1, 32, 8, 8),), ((1, 24, 8, 8),))
+    assert reorder.kind == "reorder" and reorder.madd == 0 and reorder.bytes == 4 * (32 + 24) * 64
+    assert classify("Concat", "", (), 1, ()) == "concat" and classify("GlobalAveragePool", NCHWC, (), 1, ()) == \
+        "global_pool+nchwc"
+    assert Kernel.from_dict(CONV.to_dict()) == CONV
+
+
+NCHWC = "com.microsoft.nchwc"
+
+
+def test_roofline_components_and_bound_by_hand():
+    peaks = Peaks(madd_per_s=1e11, memory_bandwidth_bytes_per_s=1e10, cache_bandwidth_bytes_per_s=4e10)
+    model = KindModel("conv.spatial", overhead_us=3.0, compute_efficiency=0.5, memory_efficiency=2.0,
+                      correction=None, samples=10, cv_error=0.1, cv_error_corrected=None, spread=0.1)
+    parts = model.components(CONV, peaks)
+    assert parts.compute_us == pytest.approx(294_912 / (1e11 * 0.5) * 1e6)  # 5.898 us
+    assert parts.memory_us == pytest.approx(30_848 / (1e10 * 2.0) * 1e6)  # 1.542 us
+    assert parts.total_us == pytest.approx(3.0 + 5.89824)
+    assert parts.bound == "compute"
+    slow_memory = KindModel("conv.spatial", 3.0, 0.5, 0.1, None, 10, 0.1, None, 0.1)
+    assert slow_memory.components(CONV, peaks).bound == "memory"  # 30.8 us of traffic at a tenth of bandwidth
+    tiny = Kernel("t", "Relu", "", ((1, 8, 2, 2),), ((1, 8, 2, 2),))
+    elementwise = KindModel("elementwise", 4.0, None, 1.0, None, 10, 0.1, None, 0.1)
+    assert elementwise.components(tiny, peaks).bound == "overhead"  # 256 bytes: 0.03 us against 4 us fixed
+    assert elementwise.components(tiny, peaks).compute_us == 0.0
+
+
+def _synthetic(count: int, seed: int = 0) -> tuple[list[Kernel], Peaks]:
+    rng = np.random.default_rng(seed)
+    kernels = []
+    for _ in range(count):
+        c_in, c_out = (int(x) for x in rng.choice([16, 32, 64, 128, 256, 512], 2))
+        size = int(rng.choice([7, 14, 28, 56]))
+        kernels.append(Kernel("k", "Conv", "", ((1, c_in, size, size), (c_out, c_in, 1, 1)),
+                              ((1, c_out, size, size),)))
+    return kernels, Peaks(1e11, 1e10, 4e10)
+
+
+def test_the_fit_recovers_a_roofline_and_keeps_no_correction_it_does_not_need():
+    kernels, peaks = _synthetic(60)
+    times = [4.0 + max(k.madd / (1e11 * 0.8), k.bytes / (1e10 * 1.0)) * 1e6 for k in kernels]
+    compute = np.array([k.madd / 1e11 * 1e6 for k in kernels])
+    memory = np.array([k.bytes / 1e10 * 1e6 for k in kernels])
+    assert 10 < sum(m / 1.0 > c / 0.8 for c, m in zip(compute, memory)) < 50  # both sides of the ridge are seen
+    roof = fit_roofline(compute, memory, np.array(times))
+    assert roof.overhead == pytest.approx(4.0, rel=0.05)
+    assert roof.compute_efficiency == pytest.approx(0.8, rel=0.03)
+    assert roof.memory_efficiency == pytest.approx(1.0, rel=0.03)
+    model = fit_kind("conv.pointwise", kernels, times, peaks)
+    assert model.cv_error < 0.02 and model.correction is None  # nothing left to correct
+
+
+def test_a_correction_is_kept_where_it_measurably_helps():
+    kernels, peaks = _synthetic(80, seed=1)
+    # twice as slow per doubling of input channels beyond the roofline: a shape effect the roofline cannot see
+    times = [2.0 + k.madd / (1e11 * 0.5) * 1e6 * (k.inputs[0][1] / 64) ** 0.5 for k in kernels]
+    model = fit_kind("conv.pointwise", kernels, times, peaks)
+    assert model.correction is not None and "log_c_in" in model.correction.features
+    # cross-validated: 39% off with the roofline alone, 6% with the correction
+    assert model.cv_error > 0.3 and model.cv_error_corrected is not None and model.cv_error_corrected < 0.1
+    predicted = [model.components(k, peaks).total_us for k in kernels]
+    assert np.mean([abs(p / t - 1) for p, t in zip(predicted, times)]) < 0.1
+
+
+def test_robust_line_ignores_graphs_measured_in_a_bad_spell():
+    x = list(range(1, 41))
+    y = [30.0 + 2.0 * v for v in x]
+    y[5] += 500.0  # a preempted run
+    intercept, slope = robust_line(x, y)
+    assert intercept == pytest.approx(30.0, abs=0.5) and slope == pytest.approx(2.0, abs=0.05)
+
+
+def _profile(kernel_samples: dict, reference: list) -> dict:
+    import base64
+
+    import onnx
+    from onnx import helper
+
+    nodes = [helper.make_node("Conv", ["shufflebench_reference_input", "w"], ["r"], name="ref_conv"),
+             helper.make_node("Relu", ["x"], ["y"], name="subject")]
+    graph = helper.make_graph(nodes, "g", [], [])
+    encoded = base64.b64encode(helper.make_model(graph).SerializeToString()).decode()
+    assert onnx.ModelProto.FromString(base64.b64decode(encoded)).graph.node[0].name == "ref_conv"
+    kernels = [{"name": "ref_conv", "op": "Conv", "samples_us": reference, "inputs": [[1, 32, 28, 28],
+                [32, 32, 3, 3]], "outputs": [[1, 32, 28, 28]]}]
+    kernels += [{"name": name, "op": "Relu", "samples_us": samples, "inputs": [[1, 8, 4, 4]],
+                 "outputs": [[1, 8, 4, 4]]} for name, samples in kernel_samples.items()]
+    return {"kernels": kernels, "optimized_graph_b64": encoded}
+
+
+def test_kernel_times_are_ratios_to_the_reference_of_the_same_run():
+    # the machine runs at full speed, at half speed, then at full speed again: the ratio does not move
+    profile = _profile({"subject": [10.0, 20.0, 10.0, 20.0, 10.0]}, [100.0, 200.0, 100.0, 200.0, 100.0])
+    record = record_of("case", "kernel", profile, samples_s=[2e-4, 4e-4, 2e-4, 9e-4, 2e-4],
+                       reference_samples_s=[1e-4, 2e-4, 1e-4, 1e-4, 1e-4])
+    assert [s.kernel.name for s in record.kernels] == ["subject"]  # the reference branch is not a sample
+    assert record.kernels[0].ratio == pytest.approx(0.1)
+    assert record.reference_kernels == 1 and record.executed == 2
+    # end to end, the lower quartiles: the round where the graph was interrupted (9e-4) does not count
+    assert record.e2e_ratio == pytest.approx(2.0) and record.reference_e2e_us == pytest.approx(100.0)
+    assert GraphRecord.from_dict(json.loads(json.dumps(record.to_dict()))) == record
+
+
+def test_trimmed_mean_and_reachability():
+    assert trimmed_mean([1, 2, 3, 4, 100]) == pytest.approx(3.0)  # the outlier is cut
+    assert undisturbed([5.0, 1.0, 2.0, 3.0, 4.0]) == 2.0 and undisturbed([7.0]) == 7.0
+    assert trimmed_mean([3, 4]) == pytest.approx(3.5)  # whole-microsecond steps are averaged, not rounded
+    nodes = [{"name": "a", "inputs": ["in"], "outputs": ["t"]}, {"name": "b", "inputs": ["t"], "outputs": ["u"]},
+             {"name": "c", "inputs": ["x"], "outputs": ["v"]}]
+    assert reachable_from(nodes, "in") == {"a", "b"}
+
+
+def test_fused_activation_and_residual_sum_are_read_from_the_optimized_graph():
+    nodes = [{"name": "k", "op_type": "Conv", "domain": NCHWC, "inputs": ["x", "w", "b", "s"],
+              "attributes": {"activation": "Relu", "group": 1, "kernel_shape": [1, 1], "strides": [1, 1]}}]
+    profile = {"kernels": [{"name": "k", "op": "Conv", "inputs": [[1, 16, 4, 4], [16, 16, 1, 1], [16],
+                                                                   [1, 16, 4, 4]], "outputs": [[1, 16, 4, 4]]}]}
+    (kernel,) = kernels_of(profile, nodes)
+    assert kernel.fused == ("relu", "sum") and kernel.kind == "conv.pointwise+nchwc"
+    assert kernel.features()["sum"] == 1.0
+
+
+# --- the calibration file --------------------------------------------------------------------------------------------
+
+def test_calibration_round_trips_through_its_file(tmp_path):
+    calibration = fake_calibration()
+    path = save_calibration(calibration, tmp_path / "cal.json")
+    data = json.loads(path.read_text())
+    assert data["schema"] == "shufflebench.calibration/1" and data["device"] == "cpu"
+    assert data["fingerprint"] == calibration.fingerprint and len(data["fingerprint"]) == 16
+    loaded = load_calibration(path)
+    assert loaded.to_dict() == calibration.to_dict() and loaded.path == path
+
+
+@pytest.mark.parametrize("schema, expected", [
+    ("shufflebench.calibration/2", "is a calibration of version 2; this shufflebench reads version 1: calibrate again"),
+    ("shufflebench.profile/2", "is not a shufflebench calibration (schema 'shufflebench.profile/2'"),
+])
+def test_a_foreign_version_is_refused_in_one_line(tmp_path, schema, expected):
+    path = tmp_path / "cal.json"
+    path.write_text(json.dumps(dict(fake_calibration().to_dict(), schema=schema)))
+    with pytest.raises(UsageError) as error:
+        load_calibration(path)
+    assert expected in str(error.value) and "\n" not in str(error.value)
+
+
+def test_missing_damaged_and_unreadable_calibrations_are_refused(tmp_path):
+    with pytest.raises(UsageError, match="does not exist; make one with: shufflebench calibrate"):
+        load_calibration(tmp_path / "none.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(UsageError, match="is not a readable calibration"):
+        load_calibration(tmp_path / "bad.json")
+    broken = dict(fake_calibration().to_dict())
+    del broken["peaks"]
+    (tmp_path / "broken.json").write_text(json.dumps(broken))
+    with pytest.raises(UsageError, match="is a damaged calibration"):
+        load_calibration(tmp_path / "broken.json")
+
+
+def _records() -> tuple[GraphRecord, ...]:
+    """Kernel graphs of 1x1 convolutions timed by an exact roofline, chains for the run overhead, one network."""
+    kernels, _ = _synthetic(30)
+    records = []
+    for i, kernel in enumerate(kernels):
+        time_us = 4.0 + max(kernel.madd / (1e11 * 0.25), kernel.bytes / (1e10 * 1.5)) * 1e6
+        reference_kernels = 1 + i % 10  # graphs of 2 to 11 kernels: the per-kernel term can be told apart
+        e2e = 30.0 + 2.0 * (1 + reference_kernels) + time_us + 100.0
+        records.append(GraphRecord(f"k/{i}", "kernel", (KernelSample(kernel, time_us / 100.0, time_us),),
+                                   reference_kernels, 100.0, e2e / 150.0, 150.0))
+    network = tuple(KernelSample(k, 1.2 * (4.0 + max(k.madd / 2.5e10, k.bytes / 1.5e10) * 1e6) / 100.0, 0.0)
+                    for k in kernels[:10])
+    kernel_time = sum(s.ratio for s in network) * 100.0
+    records.append(GraphRecord("model/a", "model/a", network, 1, 100.0, (30 + 2 * 11 + kernel_time + 100) / 150.0,
+                               150.0))
+    return tuple(records)
+
+
+def test_fitting_a_calibration_and_holding_a_group_out():
+    from dataclasses import replace
+
+    base = replace(fake_calibration(), records=_records(), peaks=Peaks(1e11, 1e10, 4e10))
+    fitted = refit(base).fitted
+    graph = fitted.graph
+    assert graph.run_overhead_us == pytest.approx(30.0, abs=1.0) and graph.per_kernel_us == pytest.approx(2.0, abs=0.2)
+    assert graph.context["compute"] == pytest.approx(1.2, rel=0.02)  # kernels inside the network run 20% slower
+    assert fitted.kinds["conv.pointwise"].compute_efficiency == pytest.approx(0.25, rel=0.03)
+    held_out = refit(base, exclude=("model/a",)).fitted
+    assert held_out.graph.context == {"compute": 1.0, "memory": 1.0} and held_out.graph.sigma == 0.15  # nothing to
+    # learn them from
+    assert isinstance(Calibration.from_dict(refit(base).to_dict()), Calibration)
+    assert math.isfinite(graph.sigma)
+
+
+def test_a_weight_the_engine_packed_away_is_taken_from_the_graph():
+    # onnxruntime packs a fully connected layer's matrix at load time: the profiler lists the input and the bias only
+    nodes = [{"name": "fc", "op_type": "Gemm", "domain": "", "inputs": ["x", "w", "b"], "attributes": {"transB": 1},
+              "constants": {"w": [1000, 1024], "b": [1000]}}]
+    profile = {"kernels": [{"name": "fc", "op": "Gemm", "inputs": [[1, 1024], [1000]], "outputs": [[1, 1000]]}]}
+    (kernel,) = kernels_of(profile, nodes)
+    assert kernel.inputs == ((1, 1024), (1000, 1024), (1000,))
+    assert kernel.bytes == 4 * (1024 + 1024 * 1000 + 1000 + 1000)  # the 4 MB of weights are read every run
