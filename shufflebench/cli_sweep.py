@@ -91,11 +91,12 @@ def run(
         help="Search spaces: a zoo grid (shufflenet_v1:groups=1|2|3|4|8,width=0.5|1.0|2.0), package.module:space "
              "returning {name: (builder, input_shape)}, or a folder of .onnx files.")],
     device: Annotated[Optional[list[str]], typer.Option(
-        "--device", help="A device to measure on (repeat for several): profile name or .toml; default cpu.",
+        "--device", help="A device to measure on, or predict for (repeat for several): profile name or .toml; "
+                         "default cpu.",
         show_default=False)] = None,
     mode: Annotated[Mode, typer.Option(
-        "--mode", help="count: counts only; measure: counts and latency; predict: latency from the calibrated "
-                       "latency model.")] = Mode.MEASURE,
+        "--mode", help="count: counts only; measure: counts and latency; predict: counts and latency predicted "
+                       "from each device's calibration (shufflebench calibrate), nothing measured.")] = Mode.MEASURE,
     store: StoreOpt = DEFAULT_STORE,
     ray_address: Annotated[str, typer.Option(
         "--ray", help="local: start Ray in this process; auto or HOST:PORT: join a running cluster whose nodes "
@@ -109,13 +110,13 @@ def run(
     seed: Annotated[int, typer.Option("--seed", help="Seed of --sample.")] = 0,
     *, sampling: SamplingPolicy, out: Output,
 ) -> None:
-    """Count and measure every architecture of SPACE on each device; a rerun does only what is missing. Exit 0: all
-    done; 1: something failed (recorded in the store with its reason); 130: interrupted (what finished is kept); 2:
-    usage or setup error."""
+    """Count every architecture of SPACE, then measure it on each device (or predict it: --mode predict); a rerun
+    does only what is missing. Exit 0: all done; 1: something failed (recorded in the store with its reason); 130:
+    interrupted (what finished is kept); 2: usage or setup error."""
     from .devices import resolve_device
     from .report.sweep import render_summary
     from .sweep.engine import run_sweep
-    from .sweep.plan import check_devices, check_mode, plan_sweep
+    from .sweep.plan import calibrations_for, check_devices, check_mode, plan_sweep
     from .sweep.resources import check_address
     from .sweep.space import parse_space
     from .sweep.space import sample as draw
@@ -124,11 +125,12 @@ def run(
     chosen = check_mode(mode, device)
     check_address(ray_address)
     guard_outputs({"--output": out.path}, [store, *spaces])
-    devices = [resolve_device(name) for name in (device or (["cpu"] if chosen is Mode.MEASURE else []))]
+    devices = [resolve_device(name) for name in (device or (["cpu"] if chosen is not Mode.COUNT else []))]
     check_devices(chosen, devices)
+    calibrations = calibrations_for(chosen, devices)  # a device without one is refused before the store is made
     architectures = draw(parse_space(spaces, batch=batch), sample, seed)
     with Store(store) as db:
-        plan = plan_sweep(db, architectures, devices, chosen)
+        plan = plan_sweep(db, architectures, devices, chosen, calibrations)
         with SweepProgress() as bar:
             summary = run_sweep(plan, db, sampling, address=ray_address, retries=retries, on_update=bar.update)
     emit(out, summary.to_dict, lambda: render_summary(summary))

@@ -200,3 +200,32 @@ def test_a_cluster_without_the_device_s_resource_is_refused_before_anything_runs
     assert result.stderr.strip() == ("error: no node of the Ray cluster declares 'shufflebench_device_cpu' for device "
                                      "'cpu'; start the node that reaches it with --resources '$(shufflebench sweep "
                                      "resources cpu)'")
+
+
+def test_predict_mode_predicts_every_architecture_from_the_stored_calibration_without_the_device(
+        cluster, tmp_path, monkeypatch):
+    from shufflebench.latency.calibration import save_calibration, stored_path
+    from shufflebench.latency.predictor import predict_model
+    from shufflebench.sweep.work import prepare_architecture
+    from tests.fixtures.calibration import fake_calibration
+
+    monkeypatch.setenv("SHUFFLEBENCH_CACHE", str(tmp_path / "cache"))
+    calibration = fake_calibration()
+    save_calibration(calibration, stored_path(calibration))
+    store = str(tmp_path / "p.sqlite")
+    # The cluster declares no resource for `cpu`: a prediction needs the device's calibration, not the device.
+    args = ["sweep", f"{FAKES}:space", "--mode", "predict", "--device", "cpu", "--store", store, "--format", "json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    stages = {stage["stage"]: stage for stage in json.loads(result.stdout)["stages"]}
+    assert (stages[COUNT_STAGE]["done"], stages["cpu"]["done"], stages["cpu"]["emulated"]) == (4, 4, False)
+    with Store(store) as db:
+        rows = db.rows(["cpu"])
+        expected = [predict_model(prepare_architecture(arch), calibration).predicted_ms
+                    for arch, _ in db.architectures()]
+    assert [row.label for row in rows] == ["c8", "c16", "c24", "c32"]
+    assert [row.predicted_ms for row in rows] == pytest.approx(expected, rel=1e-9)
+    assert expected == sorted(expected) and expected[0] > 0  # wider convolutions are predicted slower
+    assert all(row.status is None and row.median_ms is None for row in rows)  # nothing was measured
+    again = json.loads(CliRunner().invoke(app, args).stdout)
+    assert [(s["stage"], s["done"], s["done_before"]) for s in again["stages"]] == [(COUNT_STAGE, 0, 4), ("cpu", 0, 4)]

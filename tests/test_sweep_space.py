@@ -107,17 +107,21 @@ def test_an_empty_folder_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--mode", "predict"], r"^error: predict mode needs the latency model \(shufflebench calibrate\)$"),
-    (["--mode", "count", "--device", "cpu"], r"^error: --device is for measure mode; count mode needs no device$"),
+    (["--mode", "predict"], r"^error: no calibration of device cpu in .*; make one with shufflebench calibrate "
+                            r"--device cpu \(or give --calibration FILE\)$"),
+    (["--mode", "count", "--device", "cpu"],
+     r"^error: --device is for measure and predict modes; count mode needs no device$"),
     (["--device", "snapdragon-810"], r"^error: device 'snapdragon-810' is reference-only"),
     (["--device", "cpu", "--device", "cpu"], r"^error: a device is given twice: cpu, cpu$"),
     (["--ray", "not an address"], r"^error: --ray 'not an address' is not allowed; allowed: local, auto, HOST:PORT"),
 ])
-def test_bad_modes_devices_and_addresses_are_one_line_and_exit_2(args, message, tmp_path):
+def test_bad_modes_devices_and_addresses_are_one_line_and_exit_2(args, message, tmp_path, monkeypatch):
+    monkeypatch.setenv("SHUFFLEBENCH_CACHE", str(tmp_path / "cache"))  # no calibration stored
     result = CliRunner().invoke(app, ["sweep", "v2:width=0.5", *args, "--store", str(tmp_path / "s.sqlite")])
     assert result.exit_code == 2, result.output
     assert len(result.stderr.strip().splitlines()) == 1
     assert re.search(message, result.stderr.strip()), result.stderr
+    assert not (tmp_path / "s.sqlite").exists()  # refused before the store is made
     assert not (tmp_path / "s.sqlite").exists()
 
 

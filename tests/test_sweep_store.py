@@ -114,7 +114,7 @@ def test_the_plan_is_what_the_store_lacks(store):
     store.put_measurement(a.key, run(a, (1.0,)))
     plan = plan_sweep(store, [a, b, c], [CPU], Mode.MEASURE)
     assert plan.to_count == (b, c)  # a failed count is tried again
-    assert plan.to_measure == {"cpu": (b, c)}
+    assert plan.per_device == {"cpu": (b, c)}
     assert plan.done_before == {COUNT_STAGE: 1, "cpu": 1}
     assert plan_sweep(store, [a], [CPU], Mode.MEASURE).empty
     assert plan_sweep(store, [a], [], Mode.COUNT).empty
@@ -207,6 +207,25 @@ def test_the_progress_bar_shows_done_rate_time_left_and_failures_per_stage():
     assert "4/10" in cpu and "2.0/min" in cpu and "0:03:00 left" in cpu and "1 failed, 2 retried" in cpu
     assert "0/10" in next(line for line in lines if line.startswith("arm-emulated")) and "waiting" in lines[-1]
     assert not any(line.startswith("counting") for line in lines)  # nothing to count: no bar
+
+
+def test_a_device_with_predictions_only_gets_its_front_on_predicted_latency_never_mixed_with_measured(store):
+    # On "cpu" both are stored: the front is on the measured medians ("b" is measured slower than "c" though
+    # predicted faster). On "arm" there are predictions only: "c" (predicted 3.0 ms) is beaten by "b" (2.0 ms, more
+    # multiply-adds).
+    table = [("a", 10, 1.0, 1.0), ("b", 50, 4.0, 2.0), ("c", 30, 3.0, 3.0)]
+    for name, madd, measured_ms, predicted_ms in table:
+        a = arch(name)
+        store.add_architectures([a])
+        store.put_counts(a.key, cost(madd))
+        store.put_measurement(a.key, run(a, (measured_ms,)))
+        store.put_prediction(a.key, "cpu", predicted_ms, "test predictor")
+        store.put_prediction(a.key, "arm", predicted_ms, "test predictor")
+    report = read_report(store)
+    assert report.basis == {"arm": "predicted", "cpu": "measured"}
+    assert [row.label for row in report.front("cpu")] == ["a", "c", "b"]
+    assert [row.label for row in report.front("arm")] == ["a", "b"]
+    assert report.to_dict()["pareto_basis"] == {"arm": "predicted", "cpu": "measured"}
 
 
 def test_the_plot_draws_every_device(store, tmp_path):

@@ -13,8 +13,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from ..sweep.plan import COUNT_STAGE, SweepSummary
-from ..sweep.results import SweepReport
+from ..sweep.plan import COUNT_STAGE, Mode, SweepSummary
+from ..sweep.results import PREDICTED, SweepReport, latency_ms
 from ..sweep.store import StoredRow
 from .banner import EMULATED, emulated_text
 from .units import binary_bytes, si
@@ -40,7 +40,8 @@ def render_summary(summary: SweepSummary) -> Group:
     for stage in summary.stages:
         rate = stage.rate_per_min()
         note = stage.stopped or ("EMULATED timings" if stage.emulated else "")
-        name = "counting" if stage.name == COUNT_STAGE else stage.name
+        name = "counting" if stage.name == COUNT_STAGE else stage.name + (
+            " (predicted)" if summary.mode is Mode.PREDICT else "")
         table.add_row(name, f"{stage.done}/{stage.total}", str(stage.failed), str(stage.retried),
                       str(stage.done_before), f"{rate:.1f}" if rate else "-", note)
     parts.append(table)
@@ -97,21 +98,24 @@ def render_report(report: SweepReport, *, top: int | None = None) -> Group:
     parts: list[Any] = [Text(f"{report.store}: {report.architectures} architectures, {report.counted} counted, "
                              f"devices: {', '.join(report.devices) or 'none'}", style="bold")]
     for device in report.devices:
+        basis = report.basis.get(device)
         rows = sorted((r for r in report.rows if r.device == device),
-                      key=lambda r: (r.median_ms is None, r.median_ms or 0.0, r.label))
+                      key=lambda r: (latency_ms(r, basis) is None, latency_ms(r, basis) or 0.0, r.label))
         shown = rows[:top] if top else rows
         if device in report.emulated:
             parts.append(emulated_text())
         more = f" (fastest {len(shown)} of {len(rows)})" if len(shown) < len(rows) else ""
         parts.append(_table(shown, f"{device}: {len(rows)} rows{more}"))
         front = report.front(device)
+        on = "predicted latency" if basis == PREDICTED else "latency"
         parts.append(_table(front, f"{device}: Pareto front, {len(front)} architectures (most multiply-adds for the "
-                                   "latency)", ROW_HEADERS[:5]))
+                                   f"{on})", ROW_HEADERS[:6] if basis == PREDICTED else ROW_HEADERS[:5]))
     counts_only = [r for r in report.rows if r.device is None]
     if counts_only:
         shown = counts_only[:top] if top else counts_only
         parts.append(_table(shown, f"counts only: {len(counts_only)} architectures", ROW_HEADERS[:4]))
-    parts.append(Text("latency ms = median ± half its 95% CI; the Pareto front is taken on medians", style="dim"))
+    parts.append(Text("latency ms = median ± half its 95% CI; a device's Pareto front is taken on measured medians, "
+                      "on predictions where the device has no measurement", style="dim"))
     return Group(*parts)
 
 
@@ -142,23 +146,23 @@ def plot_report(report: SweepReport, path: str | Path) -> Path:
     path = check_plot_path(path)
     plt = pyplot()
     fig, axes = plt.subplots(figsize=(8, 5.5))
-    for device in report.devices:
+    for index, device in enumerate(report.devices):
         rows = [r for r in report.rows if r.device == device and r.cost is not None]
         measured = [r for r in rows if r.median_ms is not None]
         predicted = [r for r in rows if r.predicted_ms is not None]
-        label = f"{device} (EMULATED)" if device in report.emulated else device
-        dots = axes.scatter([r.cost.flops_madd for r in measured], [r.median_ms for r in measured], s=14,  # type: ignore[union-attr]
-                            label=f"{label}, measured")
-        colour = dots.get_facecolor()[0] if measured else None
+        label, colour = f"{device} (EMULATED)" if device in report.emulated else device, f"C{index % 10}"
+        if measured:
+            axes.scatter([r.cost.flops_madd for r in measured], [r.median_ms for r in measured], s=14,  # type: ignore[union-attr]
+                         color=colour, label=f"{label}, measured")
         if predicted:
             axes.scatter([r.cost.flops_madd for r in predicted], [r.predicted_ms for r in predicted], s=22,  # type: ignore[union-attr]
                          facecolors="none", edgecolors=colour, label=f"{label}, predicted")
-        front = report.front(device)
+        front, basis = report.front(device), report.basis.get(device)
         if len(front) > 1:
             # (madd[i-1], madd[i]] needs latency[i] at least: the value continues to the left of each point.
-            axes.step([r.cost.flops_madd for r in front], [r.median_ms for r in front], where="pre",  # type: ignore[union-attr]
-                      color=colour, linewidth=0.9, label=f"{device}: Pareto front")
-    axes.set(xscale="log", yscale="log", xlabel="multiply-adds", ylabel="median latency (ms)",
+            axes.step([r.cost.flops_madd for r in front], [latency_ms(r, basis) for r in front], where="pre",  # type: ignore[union-attr]
+                      color=colour, linewidth=0.9, label=f"{device}: Pareto front ({basis})")
+    axes.set(xscale="log", yscale="log", xlabel="multiply-adds", ylabel="latency (ms): measured median or predicted",
              title=f"{report.architectures} architectures, latency against multiply-adds")
     axes.legend(fontsize=7)
     if report.emulated:

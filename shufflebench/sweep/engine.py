@@ -4,6 +4,8 @@ Ray does the distributed part: it places work where the resources are (`resource
 died, and runs tasks in parallel. This module is the driver:
 
 * **Counting** is one Ray task per architecture (1 CPU and a sliver of the node's host resource each).
+* **Predicting** (predict mode) is one such task per architecture and device, submitted once the architecture is
+  counted: a prediction needs the device's calibration (sent once per device), not the device.
 * **Measuring** runs in one actor per device, created with that device's resource (and the whole host resource when
   the device measures on the node's own cores), so a device measures one architecture at a time and devices on
   different resources measure in parallel. The driver keeps one call in flight per actor. An architecture is
@@ -39,7 +41,7 @@ from .plan import COUNT_STAGE, Mode, Stage, SweepPlan, SweepSummary
 from .resources import COUNT_SHARE, HOST_RESOURCE, actor_resources, device_resource, node_resources, shares_host
 from .space import Architecture
 from .store import Store
-from .work import DeviceRun, Measure, count_architecture, measure_architecture
+from .work import DeviceRun, Measure, count_architecture, measure_architecture, predict_architecture
 
 RAY_HINT = "sweeps run on Ray: pip install 'shufflebench[scale]' (or pip install ray)"
 TICK_S = 0.5  # how often the driver wakes without a result, to refresh progress and notice Ctrl-C
@@ -112,8 +114,8 @@ def run_sweep(plan: SweepPlan, store: Store, policy: SamplingPolicy, *, address:
 def _stages(plan: SweepPlan) -> dict[str, Stage]:
     stages = {COUNT_STAGE: Stage(COUNT_STAGE, len(plan.to_count), plan.done_before[COUNT_STAGE])}
     for profile in plan.devices:
-        stages[profile.name] = Stage(profile.name, len(plan.to_measure[profile.name]), plan.done_before[profile.name],
-                                     emulated=profile.emulated)
+        stages[profile.name] = Stage(profile.name, len(plan.per_device[profile.name]), plan.done_before[profile.name],
+                                     emulated=profile.emulated and plan.mode is Mode.MEASURE)
     return stages
 
 
@@ -148,13 +150,15 @@ class _connected:
         return "local (embedded)" if self.address == "local" else self.address
 
     def _check(self, offered: dict[str, float]) -> None:
-        if self.plan.to_count and offered.get(HOST_RESOURCE, 0) <= 0:
-            raise SetupError(f"no node of the Ray cluster declares {HOST_RESOURCE!r}, which counting needs; start "
+        predicting = self.plan.mode is Mode.PREDICT and any(self.plan.per_device.values())
+        if (self.plan.to_count or predicting) and offered.get(HOST_RESOURCE, 0) <= 0:
+            work = "counting and predicting need" if predicting else "counting needs"
+            raise SetupError(f"no node of the Ray cluster declares {HOST_RESOURCE!r}, which {work}; start "
                              "each node with the resources `shufflebench sweep resources` prints")
         for profile in self.plan.devices:
             resource = device_resource(profile.name)
-            if not self.plan.to_measure[profile.name]:
-                continue
+            if not self.plan.per_device[profile.name] or self.plan.mode is Mode.PREDICT:
+                continue  # a prediction runs anywhere: it needs the device's calibration, not the device
             if offered.get(resource, 0) <= 0:
                 raise SetupError(f"no node of the Ray cluster declares {resource!r} for device {profile.name!r}; "
                                  f"start the node that reaches it with --resources "
@@ -182,12 +186,15 @@ class _Driver:
         self.costs = store.counts([arch.key for arch in plan.architectures])
         self.uncountable: set[str] = set()
         self.pending: dict[Any, _Job] = {}
-        self.queues = {name: deque(archs) for name, archs in plan.to_measure.items()}
+        self.queues = {name: deque(archs) for name, archs in plan.per_device.items()}
         self.busy: dict[str, bool] = {name: False for name in self.queues}
         self.in_a_row: dict[str, int] = {name: 0 for name in self.queues}
         self.count_task = ray.remote(count_architecture).options(
             num_cpus=1, resources={HOST_RESOURCE: COUNT_SHARE}, max_retries=0)
         self.worker_class = ray.remote(DeviceWorker)
+        self.predict_task = ray.remote(predict_architecture).options(
+            num_cpus=1, resources={HOST_RESOURCE: COUNT_SHARE}, max_retries=0)
+        self.calibrations = {name: ray.put(calibration) for name, calibration in plan.calibrations.items()}
         self.policy, self.measure = policy, measure
         self.profiles = {profile.name: profile for profile in plan.devices}
         self.actors: dict[str, Any] = {}
@@ -212,15 +219,25 @@ class _Driver:
     def _submit(self, job: _Job) -> None:
         if job.stage == COUNT_STAGE:
             ref = self.count_task.remote(job.arch)
+        elif self.plan.mode is Mode.PREDICT:
+            ref = self.predict_task.remote(job.arch, self.costs[job.arch.key], self.calibrations[job.stage])
+            stage = self.stages[job.stage]
+            stage.started_at = stage.started_at or self.clock()
         else:
             ref = self.actors[job.stage].measure.remote(job.arch, self.costs[job.arch.key])
             self.busy[job.stage] = True
         self.pending[ref] = job
 
     def _feed_devices(self) -> None:
-        """Give every idle device its next counted architecture; end the actors of devices with nothing left."""
+        """Give every idle device its next counted architecture; end the actors of devices with nothing left. In
+        predict mode every counted architecture is submitted at once (predictions are tasks, not a device's)."""
         counting = any(job.stage == COUNT_STAGE for job in self.pending.values())
         for name, queue in self.queues.items():
+            if self.plan.mode is Mode.PREDICT:
+                for arch in [arch for arch in queue if arch.key in self.costs]:
+                    queue.remove(arch)
+                    self._submit(_Job(name, arch))
+                continue
             if self.busy[name]:
                 continue
             while queue and queue[0].key in self.uncountable:
@@ -273,8 +290,11 @@ class _Driver:
             self.store.put_counts(job.arch.key, value, attempts=job.attempt)
             self.costs[job.arch.key] = value
             return
-        stage.started_at = min(stage.started_at or value.started_at, value.started_at)
-        self.store.put_measurement(job.arch.key, value, attempts=job.attempt)
+        if self.plan.mode is Mode.PREDICT:
+            self.store.put_prediction(job.arch.key, job.stage, value.predicted_ms, value.predictor)
+        else:
+            stage.started_at = min(stage.started_at or value.started_at, value.started_at)
+            self.store.put_measurement(job.arch.key, value, attempts=job.attempt)
         self.in_a_row[job.stage] = 0
 
     def _record_failure(self, job: _Job, stage: Stage) -> None:
@@ -286,7 +306,8 @@ class _Driver:
             self.uncountable.add(job.arch.key)
             self.failures[f"{job.arch.key} (counting)"] = error
             return
-        self.store.put_measurement_failure(job.arch.key, job.stage, error, job.attempt)
+        if self.plan.mode is Mode.MEASURE:  # a failed prediction is said in the summary; a rerun tries it again
+            self.store.put_measurement_failure(job.arch.key, job.stage, error, job.attempt)
         self.failures[f"{job.arch.key} on {job.stage}"] = error
         stage.started_at = stage.started_at or self.stages[COUNT_STAGE].started_at or self.clock()
         self.in_a_row[job.stage] += 1
@@ -299,7 +320,7 @@ class _Driver:
     def stop(self) -> None:
         """Cancel what is in flight and end every actor (results already recorded stay in the store)."""
         for ref, job in list(self.pending.items()):
-            if job.stage == COUNT_STAGE:
+            if job.stage == COUNT_STAGE or self.plan.mode is Mode.PREDICT:
                 try:
                     self.ray.cancel(ref, force=True)
                 except Exception:  # already finished or already gone: nothing left to cancel
@@ -318,7 +339,7 @@ def _failure(ray: Any, exc: Exception) -> tuple[str, bool]:
     if isinstance(exc, ray.exceptions.RayActorError):
         return "the measuring process died (" + _one_line(exc, 200) + ")", True
     if isinstance(exc, ray.exceptions.WorkerCrashedError):
-        return "the counting process died (" + _one_line(exc, 200) + ")", True
+        return "the counting or predicting process died (" + _one_line(exc, 200) + ")", True
     return _one_line(f"{type(exc).__name__}: {exc}"), True
 
 

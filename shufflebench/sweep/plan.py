@@ -1,8 +1,9 @@
 """What a sweep run has to do, how far it got, and what it did: plain data, no Ray.
 
 `plan_sweep` compares the search space with the store: architectures not counted yet (or whose counting failed)
-are counted, and in measure mode every architecture not yet measured on a device (or whose measurement failed) is
-measured there. Everything already in the store is left alone, so a rerun, or the run after an interruption, does
+are counted, in measure mode every architecture not yet measured on a device (or whose measurement failed) is
+measured there, and in predict mode every architecture without a prediction for a device is predicted from that
+device's calibration. Everything already in the store is left alone, so a rerun, or the run after an interruption, does
 only what is missing. A `Stage` (counting, or one device) keeps the tally as results arrive and says its rate and
 time left; a `SweepSummary` is the run's result.
 """
@@ -12,21 +13,23 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from ..devices import DeviceProfile
 from ..errors import UsageError
 from .space import Architecture
 from .store import Store
 
+if TYPE_CHECKING:
+    from ..latency.calibration import Calibration
+
 SWEEP_SCHEMA = "shufflebench.sweep/1"
 COUNT_STAGE = "count"
-PREDICT_NEEDS = "predict mode needs the latency model (shufflebench calibrate)"
 
 
 class Mode(str, Enum):
-    """count: multiply-adds, params and MAC only; measure: also latency on each device; predict: latency from the
-    calibrated latency model (not available yet)."""
+    """count: multiply-adds, params and MAC only; measure: also latency on each device; predict: latency from each
+    device's calibration (`shufflebench calibrate`), nothing measured."""
 
     COUNT = "count"
     MEASURE = "measure"
@@ -35,42 +38,41 @@ class Mode(str, Enum):
 
 @dataclass(frozen=True)
 class SweepPlan:
-    """The work of one run: the architectures to count, and per device the architectures to measure, in space
-    order; ``done_before`` says how many of each stage the store already held."""
+    """The work of one run: the architectures to count, and per device the architectures to measure (or, in predict
+    mode, to predict from ``calibrations[device]``), in space order; ``done_before`` says how many of each stage the
+    store already held."""
 
     mode: Mode
     architectures: tuple[Architecture, ...]
     devices: tuple[DeviceProfile, ...]
     to_count: tuple[Architecture, ...]
-    to_measure: dict[str, tuple[Architecture, ...]]
+    per_device: dict[str, tuple[Architecture, ...]]
     done_before: dict[str, int]
+    calibrations: Mapping[str, "Calibration"] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
         """Nothing left to do."""
-        return not self.to_count and not any(self.to_measure.values())
+        return not self.to_count and not any(self.per_device.values())
 
 
 def check_mode(mode: Mode | str, devices: Sequence[Any] | None) -> Mode:
-    """The mode, checked against the devices given (None: none given). Predict mode is refused until the latency
-    model exists (`PREDICT_NEEDS`): it is the place where a calibrated model will plug in. Count mode takes no
-    device."""
+    """The mode, checked against the devices given (None: none given): count mode takes no device."""
     try:
         chosen = Mode(mode)
     except ValueError:
         raise UsageError(f"--mode {mode!r} is not offered; allowed: {', '.join(m.value for m in Mode)}") from None
-    if chosen is Mode.PREDICT:
-        raise UsageError(PREDICT_NEEDS)
     if chosen is Mode.COUNT and devices:
-        raise UsageError("--device is for measure mode; count mode needs no device")
+        raise UsageError("--device is for measure and predict modes; count mode needs no device")
     return chosen
 
 
 def check_devices(mode: Mode, devices: Sequence[DeviceProfile]) -> None:
-    """`check_mode`, then: measure mode needs at least one device, each given once, each able to run models."""
+    """`check_mode`, then: measure and predict modes need at least one device, each given once, each able to run
+    models."""
     check_mode(mode, devices)
-    if mode is Mode.MEASURE and not devices:
-        raise UsageError("measure mode needs a device: give --device (or --mode count)")
+    if mode is not Mode.COUNT and not devices:
+        raise UsageError(f"{mode.value} mode needs a device: give --device (or --mode count)")
     names = [profile.name for profile in devices]
     if len(set(names)) != len(names):
         raise UsageError(f"a device is given twice: {', '.join(names)}")
@@ -79,20 +81,36 @@ def check_devices(mode: Mode, devices: Sequence[DeviceProfile]) -> None:
             raise UsageError(f"device {profile.name!r} is reference-only (published figures); it cannot run models")
 
 
+def calibrations_for(mode: Mode, devices: Sequence[DeviceProfile]) -> dict[str, "Calibration"]:
+    """In predict mode, each device's stored calibration (`UsageError` in one line for a device without one, saying
+    how to make it); nothing in the other modes."""
+    if mode is not Mode.PREDICT:
+        return {}
+    from ..latency.source import CalibrationSource
+
+    return {device.name: CalibrationSource().require(device) for device in devices}
+
+
 def plan_sweep(store: Store, architectures: Sequence[Architecture], devices: Sequence[DeviceProfile],
-               mode: Mode) -> SweepPlan:
-    """File the architectures in the store and work out what is missing (after `check_devices`)."""
+               mode: Mode, calibrations: Mapping[str, "Calibration"] | None = None) -> SweepPlan:
+    """File the architectures in the store and work out what is missing (after `check_devices`). Predict mode
+    takes each device's calibration from ``calibrations`` (by device name), else from the store of calibrations,
+    and refuses in one line a device that has none, before anything runs."""
     check_devices(mode, devices)
+    given = calibrations or {}
+    chosen = calibrations_for(mode, [device for device in devices if device.name not in given])
+    if mode is Mode.PREDICT:
+        chosen.update({device.name: given[device.name] for device in devices if device.name in given})
     store.add_architectures(architectures)
     counted = set(store.counts([arch.key for arch in architectures]))
     to_count = tuple(arch for arch in architectures if arch.key not in counted)
-    to_measure: dict[str, tuple[Architecture, ...]] = {}
+    per_device: dict[str, tuple[Architecture, ...]] = {}
     done_before = {COUNT_STAGE: len(architectures) - len(to_count)}
     for profile in devices:
-        measured = store.measured(profile.name)
-        to_measure[profile.name] = tuple(arch for arch in architectures if arch.key not in measured)
-        done_before[profile.name] = len(architectures) - len(to_measure[profile.name])
-    return SweepPlan(mode, tuple(architectures), tuple(devices), to_count, to_measure, done_before)
+        done = store.predicted(profile.name) if mode is Mode.PREDICT else store.measured(profile.name)
+        per_device[profile.name] = tuple(arch for arch in architectures if arch.key not in done)
+        done_before[profile.name] = len(architectures) - len(per_device[profile.name])
+    return SweepPlan(mode, tuple(architectures), tuple(devices), to_count, per_device, done_before, chosen)
 
 
 @dataclass

@@ -270,6 +270,11 @@ class Store:
 
     # --- predictions (predict mode) --------------------------------------------------------------------------
 
+    def predicted(self, device: str) -> set[str]:
+        """Keys of the architectures with a prediction for ``device``."""
+        return {row[0] for row in self._db.execute(
+            "SELECT architecture FROM predictions WHERE device = ?", (device,))}
+
     def put_prediction(self, key: str, device: str, predicted_ms: float, predictor: str) -> None:
         """Record a predicted latency of ``key`` on ``device`` (``predictor`` names the model that made it)."""
         with self._db:

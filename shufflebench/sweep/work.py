@@ -1,8 +1,9 @@
-"""What a sweep worker does with one architecture: rebuild it, count it, measure it on one device.
+"""What a sweep worker does with one architecture: rebuild it, count it, measure it on one device, or predict it
+from one device's calibration.
 
 Plain functions, no Ray: the engine runs them in Ray tasks and actors, a benchmark's plain loop calls them directly,
-and a measurement goes through the same library as ``shufflebench profile`` (`PreparedModel`, `profile_model`), so a
-sweep's numbers are profile's numbers.
+and a measurement goes through the same library as ``shufflebench profile`` (`PreparedModel`, `profile_model`), a
+prediction through ``shufflebench predict``'s (`predict_model`), so a sweep's numbers are those commands' numbers.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import socket
 import time
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..cost import CostSummary
 from ..devices import DeviceProfile
@@ -22,6 +23,9 @@ from ..models import ModelRef, resolve_model
 from ..prepared import PreparedModel
 from ..profile import ProfileResult, profile_model
 from .space import Architecture, file_digest, space_builders
+
+if TYPE_CHECKING:
+    from ..latency.calibration import Calibration
 
 #: measure(model, device, policy) -> ProfileResult: `profile_model` by default; tests and benchmarks pass their own
 #: (it must be importable by name on the workers, or picklable by value).
@@ -92,6 +96,24 @@ def measure_architecture(arch: Architecture, cost: CostSummary, device: DevicePr
     started_at, started = time.time(), time.perf_counter()
     result = measure(prepare_architecture(arch, cost), device, policy)
     return DeviceRun(result, worker_name(), started_at, time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class PredictionRun:
+    """One architecture predicted from one device's calibration: the latency, the calibration's label, where."""
+
+    predicted_ms: float
+    predictor: str
+    worker: str
+
+
+def predict_architecture(arch: Architecture, cost: CostSummary, calibration: "Calibration") -> PredictionRun:
+    """Predict ``arch`` on ``calibration``'s device as ``shufflebench predict`` does (nothing is measured)."""
+    from ..latency.predictor import predict_model
+
+    prediction = predict_model(prepare_architecture(arch, cost), calibration)
+    return PredictionRun(prediction.predicted_ms, f"calibration {calibration.label}",
+                         worker_name())
 
 
 def worker_name() -> str:
