@@ -9,6 +9,10 @@ alike. Against the baseline model each gets:
   the paired rounds (`measure.ratio`),
 * efficiency          = actual / theoretical speedup (1.0 means FLOPs told the whole truth).
 
+On a counted device the actual speedup is the ratio of the primary counted figure (estimated cycles where caches
+are simulated, else instructions; `profile.speedup`), and ``counted_speedups`` holds the ratio of every counted
+figure (instructions, estimated cycles, loads, stores...).
+
 The papers' published latencies (``data/published.toml``) are shown beside the measured ones where they exist.
 """
 
@@ -18,15 +22,15 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from .devices import DeviceProfile
-from .measure.ratio import Ratio, median_ratio
+from .measure.ratio import Ratio
 from .measure.sampling import SamplingPolicy
 from .models import ModelRef
 from .prepared import PreparedModel
-from .profile import ProfileResult, measure_models
+from .profile import ProfileResult, measure_models, speedup
 from .published import latency_for
 from .runners.base import Progress
 
-COMPARE_SCHEMA = "shufflebench.compare/2"
+COMPARE_SCHEMA = "shufflebench.compare/3"
 #: Keys of a profile result that a comparison holds once for all models, not in every model's entry.
 _SHARED_KEYS = ("schema", "device_profile", "environment", "session")
 
@@ -43,13 +47,15 @@ class PaperSpeed:
 
 @dataclass(frozen=True)
 class ComparedModel:
-    """One model of a comparison: its profile and how it stands against the baseline model."""
+    """One model of a comparison: its profile and how it stands against the baseline model (``counted_speedups``:
+    baseline count / model count of every counted figure, on a counted device)."""
 
     result: ProfileResult
     theoretical_speedup: float | None
     mac_ratio: float
     actual_speedup: Ratio
     paper: PaperSpeed | None
+    counted_speedups: dict[str, float] | None = None
 
     @property
     def efficiency(self) -> float | None:
@@ -63,6 +69,7 @@ class ComparedModel:
             "mac_ratio": self.mac_ratio,
             "actual_speedup": self.actual_speedup.to_dict(),
             "efficiency": self.efficiency,
+            "counted_speedups": self.counted_speedups,
         }
         entry["paper"] = None if self.paper is None else self.paper.__dict__
         return entry
@@ -103,7 +110,7 @@ class Comparison:
             vs, paper = entry["vs_baseline"], entry["paper"]
             models.append(ComparedModel(ProfileResult.from_dict({**entry, **shared}), vs["theoretical_speedup"],
                                         vs["mac_ratio"], Ratio.from_dict(vs["actual_speedup"]),
-                                        PaperSpeed(**paper) if paper else None))
+                                        PaperSpeed(**paper) if paper else None, vs.get("counted_speedups")))
         return cls(DeviceProfile.from_dict(data["device_profile"]), data["baseline"], tuple(models))
 
 
@@ -133,12 +140,20 @@ def compare_results(results: Sequence[ProfileResult], baseline: int = 0) -> Comp
     base_paper = latency_for(base.model.name, base.model.variant)
     models = []
     for result in results:
-        ratio = median_ratio(base.measurement.samples_s, result.measurement.samples_s)
+        ratio = speedup(result, base)
         theoretical = base.cost.flops_madd / result.cost.flops_madd if result.cost.flops_madd else None
         mac_ratio = base.cost.mac_bytes["deployed"] / result.cost.mac_bytes["deployed"]
         published = latency_for(result.model.name, result.model.variant)
         paper = None if published is None else PaperSpeed(
             published.latency_ms, published.device, published.source,
             base_paper.latency_ms / published.latency_ms if base_paper else None)
-        models.append(ComparedModel(result, theoretical, mac_ratio, ratio, paper))
+        models.append(ComparedModel(result, theoretical, mac_ratio, ratio, paper, counted_speedups(result, base)))
     return Comparison(base.device, base.model.label, tuple(models))
+
+
+def counted_speedups(result: ProfileResult, base: ProfileResult) -> dict[str, float] | None:
+    """``base / result`` of every figure both counted (None for timed results)."""
+    if result.counters is None or base.counters is None:
+        return None
+    mine, theirs = result.counters.figures, base.counters.figures
+    return {name: theirs[name] / value for name, value in mine.items() if name in theirs and value}

@@ -3,7 +3,8 @@
 prepared model (layer table -> cost summary) -> a runner for the device measures every model interleaved -> outputs
 checked against the reference -> one `ProfileResult` per model. A measurement whose outputs disagree with the
 reference (`verify`) is refused, never reported. `compare`, `guidelines`, `regress` and `bench` all measure through
-`measure_models`.
+`measure_models`. On a counted device (``counter`` in its profile) a result carries per-inference `Counters`
+instead of a latency `Measurement`; `speedup` compares two results of either kind.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from typing import Any, Mapping, Sequence
 
 from .breakdown import Breakdown, breakdown_of
 from .cost import CostSummary
+from .counters.figures import Counters, count_ratio
 from .devices import DeviceProfile
 from .errors import UsageError
+from .measure.ratio import Ratio, median_ratio
 from .measure.sampling import SamplingPolicy
 from .measure.stats import Measurement
 from .models import ModelIdentity
@@ -23,53 +26,81 @@ from .runners.base import Progress
 from .runners.lookup import runner_for
 from .verify import check_outputs, reference_for
 
-PROFILE_SCHEMA = "shufflebench.profile/2"
+PROFILE_SCHEMA = "shufflebench.profile/3"
 BREAKDOWN_RUNS = 50  # profiled runs for an operator breakdown (after the timed runs, in a session of their own)
 
 
 @dataclass(frozen=True)
 class ProfileResult:
-    """One model's counts and its measurement on one device, and the operator breakdown when it was asked for."""
+    """One model's counts and its measurement on one device, and the operator breakdown when it was asked for.
+
+    measurement: the timed latency (None on a counted device); counters: the per-inference counts of a counted
+    device (None otherwise).
+    """
 
     model: ModelIdentity
     device: DeviceProfile
     cost: CostSummary
-    measurement: Measurement
+    measurement: Measurement | None
     environment: dict[str, Any]
     session: dict[str, Any]
     emulated: bool
     breakdown: Breakdown | None = None
+    counters: Counters | None = None
+
+    def __post_init__(self) -> None:
+        if (self.measurement is None) == (self.counters is None):
+            raise ValueError("a profile result holds either a timed measurement or counters")
+
+    @property
+    def counted(self) -> bool:
+        """Counted on a counted device, not timed."""
+        return self.counters is not None
+
+    @property
+    def timed(self) -> Measurement:
+        """The latency measurement, for code that only works with timings; ValueError for a counted result."""
+        if self.measurement is None:
+            raise ValueError(f"{self.model.label} on {self.device.name} was counted, not timed")
+        return self.measurement
+
+    @property
+    def _median(self) -> float | None:
+        median = self.measurement.median if self.measurement is not None else 0.0
+        return median if median > 0 else None
 
     @property
     def throughput_per_s(self) -> float | None:
-        """Images per second at the measured batch (None for a zero median)."""
-        median = self.measurement.median
-        return self.model.input_shape[0] / median if median > 0 else None
+        """Images per second at the measured batch (None for a zero median, or when counted)."""
+        median = self._median
+        return self.model.input_shape[0] / median if median else None
 
     @property
     def achieved_madd_per_s(self) -> float | None:
-        """Multiply-adds per second at the median latency."""
-        median = self.measurement.median
-        return self.cost.flops_madd / median if median > 0 else None
+        """Multiply-adds per second at the median latency (None when counted)."""
+        median = self._median
+        return self.cost.flops_madd / median if median else None
 
     @property
     def fraction_of_peak(self) -> dict[str, float] | None:
         """Achieved multiply-adds and deployed-MAC bandwidth as fractions of the device's published peaks."""
-        hardware, achieved = self.device.hardware, self.achieved_madd_per_s
-        if not hardware or not achieved:
+        hardware, achieved, median = self.device.hardware, self.achieved_madd_per_s, self._median
+        if not hardware or not achieved or not median:
             return None
         fraction = {}
         if hardware.peak_madd_per_s:
             fraction["madd"] = achieved / hardware.peak_madd_per_s
         if hardware.memory_bandwidth_bytes_per_s:
-            bandwidth = self.cost.mac_bytes["deployed"] / self.measurement.median
+            bandwidth = self.cost.mac_bytes["deployed"] / median
             fraction["bandwidth"] = bandwidth / hardware.memory_bandwidth_bytes_per_s
         return fraction or None
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        """What limits trust in the latency: the measurement's warnings, then the environment's."""
-        return (*self.measurement.warnings, *self.environment["warnings"])
+        """What limits trust in the figures: the measurement's (or the counters') warnings, then the environment's."""
+        own = self.measurement.warnings if self.measurement is not None else ()
+        counted = self.counters.warnings if self.counters is not None else ()
+        return (*own, *counted, *self.environment["warnings"])
 
     def to_dict(self) -> dict[str, Any]:
         """The machine-readable result (what ``--format json`` prints and ``--output`` writes)."""
@@ -80,7 +111,8 @@ class ProfileResult:
             "device_profile": self.device.to_dict(),
             "emulated": self.emulated,
             **self.cost.to_dict(),
-            "latency": self.measurement.to_dict(),
+            "latency": self.measurement.to_dict() if self.measurement is not None else None,
+            "counters": self.counters.to_dict() if self.counters is not None else None,
             "throughput_per_s": self.throughput_per_s,
             "achieved_madd_per_s": self.achieved_madd_per_s,
             "fraction_of_peak": self.fraction_of_peak,
@@ -94,12 +126,24 @@ class ProfileResult:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ProfileResult":
-        """Inverse of `to_dict`: statistics and warnings are recomputed from the raw samples."""
-        breakdown = data.get("breakdown")
+        """Inverse of `to_dict`: statistics and warnings are recomputed from the raw samples (or counts)."""
+        breakdown, latency, counters = data.get("breakdown"), data.get("latency"), data.get("counters")
         return cls(ModelIdentity.from_dict(data), DeviceProfile.from_dict(data["device_profile"]),
-                   CostSummary.from_dict(data), Measurement.from_dict(data["latency"]), dict(data["environment"]),
-                   dict(data["session"]), bool(data["emulated"]),
-                   Breakdown.from_dict(breakdown) if breakdown is not None else None)
+                   CostSummary.from_dict(data), Measurement.from_dict(latency) if latency is not None else None,
+                   dict(data["environment"]), dict(data["session"]), bool(data["emulated"]),
+                   Breakdown.from_dict(breakdown) if breakdown is not None else None,
+                   Counters.from_dict(counters) if counters is not None else None)
+
+
+def speedup(result: ProfileResult, baseline: ProfileResult) -> Ratio:
+    """How many times faster ``result`` is than ``baseline``: the ratio of their median latencies with a bootstrap
+    interval over paired rounds, or on a counted device the ratio of their primary counted figure (estimated
+    cycles, else instructions) with the counters' reproducibility band."""
+    if result.counters is not None and baseline.counters is not None:
+        return count_ratio(baseline.counters, result.counters)
+    if result.measurement is None or baseline.measurement is None:
+        raise ValueError("speedup needs two timed or two counted results")
+    return median_ratio(baseline.measurement.samples_s, result.measurement.samples_s)
 
 
 def measure_models(models: Sequence[PreparedModel], device: DeviceProfile, policy: SamplingPolicy, *,
@@ -122,7 +166,8 @@ def measure_models(models: Sequence[PreparedModel], device: DeviceProfile, polic
     runs = runner.measure(models, policy, on_progress=on_progress, return_outputs=wanted,
                           profile_runs=BREAKDOWN_RUNS if breakdown else 0, check=check if wanted else None)
     return [ProfileResult(model.identity, device, cost, run.measurement, run.environment, run.session, run.emulated,
-                          breakdown_of(model, run.node_profile) if breakdown and run.node_profile else None)
+                          breakdown_of(model, run.node_profile) if breakdown and run.node_profile else None,
+                          run.counters)
             for model, cost, run in zip(models, costs, runs)]
 
 

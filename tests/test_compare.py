@@ -82,7 +82,7 @@ def test_cli_compare_interleaves_and_adds_the_baseline(tmp_path, monkeypatch):
     assert data["baseline"] == "g1:ratio=2,scale=1,base=gpu,resolution=8"
     runs = {m["latency"]["runs"] for m in data["models"]}
     assert len(runs) == 1  # interleaved: every model got the same number of rounds
-    assert json.loads(out.read_text())["schema"] == "shufflebench.compare/2"
+    assert json.loads(out.read_text())["schema"] == "shufflebench.compare/3"
 
 
 @pytest.mark.parametrize("args, message", [

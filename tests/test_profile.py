@@ -41,7 +41,7 @@ def test_profile_json_on_cpu_has_counts_latency_and_environment(tmp_path):
     result = invoke("profile", SMALL, "--format", "json", "--output", str(out), *QUICK)
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["schema"] == "shufflebench.profile/2"
+    assert data["schema"] == "shufflebench.profile/3"
     assert (data["model"], data["device"], data["emulated"]) == ("g1", "cpu", False)
     assert data["flops_madd"] == 20 * 64 * 128 * 128  # 20 convs of 128 -> 128 channels on 8x8
     latency = data["latency"]

@@ -8,6 +8,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from ..counters.figures import CYCLES_FORMULA, Counters
 from ..measure.stats import Measurement
 from ..profile import ProfileResult
 from .banner import emulated_markdown, emulated_text
@@ -21,19 +22,29 @@ def ci_text(measurement: Measurement) -> str:
     return f"{ci[0] * 1e3:.3f}-{ci[1] * 1e3:.3f} ms" if ci else "n/a (too few runs)"
 
 
-def _rows(result: ProfileResult) -> list[tuple[str, str, str, str]]:
-    """(theoretical name, value, actual name, value) rows shared by the table and the Markdown views."""
-    m, cost = result.measurement, result.cost
+def _count(value: int | None) -> str:
+    """A count with thousands separators, and in SI beside it (``54,747,021 (54.7M)``)."""
+    return "n/a" if value is None else f"{value:,} ({si(value)})"
+
+
+#: (figure, row name) of a counted result's rows, in order.
+COUNTED_ROWS = (("instructions", "instructions"), ("estimated_cycles", "est. cycles (estimate)"),
+                ("loads", "loads"), ("stores", "stores"), ("l1_misses", "L1 misses"), ("ll_misses", "LL misses"))
+
+
+def counted_rows(counters: Counters) -> list[tuple[str, str]]:
+    """(name, value) rows of the per-inference counts, and how many inferences they come from."""
+    figures = counters.figures
+    rows = [(name, _count(figures[key])) for key, name in COUNTED_ROWS if key in figures]
+    rows.append(("inferences", f"{len(counters.runs)} counted + {counters.warmup} warm-up, fewest reported "
+                               f"(spread {counters.spread:.2%})"))
+    return rows
+
+
+def _actual_rows(m: Measurement, result: ProfileResult) -> list[tuple[str, str]]:
     fraction = result.fraction_of_peak or {}
     achieved = result.achieved_madd_per_s
     throughput = result.throughput_per_s
-    theory = [
-        ("multiply-adds", si(cost.flops_madd)),
-        ("params", si(cost.params)),
-        ("MAC eager", binary_bytes(cost.mac_bytes["eager"])),
-        ("MAC deployed", binary_bytes(cost.mac_bytes["deployed"])),
-        ("MAdd per byte (deployed)", f"{cost.arithmetic_intensity['deployed']:.2f}"),
-    ]
     actual = [
         ("latency median", f"{m.median * 1e3:.3f} ms"),
         ("95% CI of median", ci_text(m)),
@@ -45,6 +56,23 @@ def _rows(result: ProfileResult) -> list[tuple[str, str, str, str]]:
     ]
     if m.effective_runs < m.runs:
         actual.append(("worth", f"{m.effective_runs} independent runs"))
+    return actual
+
+
+def _rows(result: ProfileResult) -> list[tuple[str, str, str, str]]:
+    """(theoretical name, value, actual name, value) rows shared by the table and the Markdown views."""
+    cost = result.cost
+    theory = [
+        ("multiply-adds", si(cost.flops_madd)),
+        ("params", si(cost.params)),
+        ("MAC eager", binary_bytes(cost.mac_bytes["eager"])),
+        ("MAC deployed", binary_bytes(cost.mac_bytes["deployed"])),
+        ("MAdd per byte (deployed)", f"{cost.arithmetic_intensity['deployed']:.2f}"),
+    ]
+    if result.counters is not None:
+        actual = counted_rows(result.counters)
+    else:
+        actual = _actual_rows(result.timed, result)
     rows = []
     for i in range(max(len(theory), len(actual))):
         t = theory[i] if i < len(theory) else ("", "")
@@ -68,19 +96,34 @@ def environment_line(environment: Mapping[str, Any]) -> str:
             f"{environment.get('governor') or 'unknown'}")
 
 
+def _actual_header(result: ProfileResult) -> str:
+    return "counted per inference" if result.counted else "actual"
+
+
+def counted_note(counters: Counters) -> str:
+    """What the counts are and how the cycle estimate is made."""
+    tool = counters.context.get("tool") or counters.tool
+    note = f"counted by {tool}, per inference, steady state (the counted inference with the fewest instructions)"
+    if counters.estimated_cycles is not None:
+        note += f"; est. cycles = {CYCLES_FORMULA}"
+    return note
+
+
 def render_profile(result: ProfileResult) -> Group:
-    """Theoretical (left) and actual (right), then the environment line and any warnings."""
+    """Theoretical (left) and actual or counted (right), then the environment line and any warnings."""
     parts: list[Any] = [Text(_title(result), style="bold")]
     if result.emulated:
-        parts.append(emulated_text())
+        parts.append(emulated_text(result.counted))
     table = Table(show_header=True, header_style="bold")
     table.add_column("theoretical", no_wrap=True)
     table.add_column("", justify="right", no_wrap=True)
-    table.add_column("actual", no_wrap=True)
+    table.add_column(_actual_header(result), no_wrap=True)
     table.add_column("", justify="right", overflow="fold")
     for row in _rows(result):
         table.add_row(*row)
     parts.append(table)
+    if result.counters is not None:
+        parts.append(Text(counted_note(result.counters), style="dim"))
     parts.append(Text(environment_line(result.environment), style="dim"))
     parts += [Text(f"warning: {warning}", style="yellow") for warning in result.warnings]
     if result.breakdown is not None:
@@ -92,9 +135,11 @@ def profile_markdown(result: ProfileResult) -> str:
     """The same result as a Markdown table (for a README, a pull request, a report)."""
     lines = [f"**{_title(result)}**", ""]
     if result.emulated:
-        lines += emulated_markdown()
-    lines += ["| theoretical | | actual | |", "| --- | ---: | --- | ---: |"]
+        lines += emulated_markdown(result.counted)
+    lines += [f"| theoretical | | {_actual_header(result)} | |", "| --- | ---: | --- | ---: |"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in _rows(result)]
+    if result.counters is not None:
+        lines += ["", counted_note(result.counters)]
     lines += ["", environment_line(result.environment), ""]
     lines += [f"- warning: {w}" for w in result.warnings]
     text = "\n".join(lines).rstrip() + "\n"

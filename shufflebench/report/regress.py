@@ -16,11 +16,15 @@ from ..regress.gate import NOT_ASKED, RegressResult
 from ..regress.proxies import Change
 from .banner import emulated_markdown, emulated_text
 from .profile import environment_line
+from .units import si
 
 
 def _settings_line(result: RegressResult) -> str:
     s, dev = result.settings, result.device
     threads = f"{dev.threads} thread{'s' if dev.threads != 1 else ''}"
+    if any(entry.counts for entry in result.models):
+        return (f"regress on {dev.name} ({dev.description}): counts per inference, threshold "
+                f"{percent(s.threshold, False)}, proxies {s.proxies}")
     if not any(entry.latency for entry in result.models):
         return f"regress: exact proxies only ({s.proxies})"
     return (f"regress on {dev.name} ({dev.description}, {threads}): threshold {percent(s.threshold, False)}, "
@@ -43,6 +47,25 @@ def latency_rows(result: RegressResult) -> list[tuple[str, ...]]:
             f"{d.ratio:.3f}", f"{d.ci[0]:.3f}-{d.ci[1]:.3f}", percent(d.mde, False),
             rounds + ("" if d.paired else " (stored)"), verdict,
         ))
+    return rows
+
+
+COUNT_HEADERS = ("candidate", "baseline", "figure", "candidate", "baseline", "ratio", "instr. ratio", "verdict")
+
+
+def count_rows(result: RegressResult) -> list[tuple[str, ...]]:
+    """(candidate, baseline, figure judged, its counts, ratio, instructions ratio, verdict) per counted pair."""
+    rows: list[tuple[str, ...]] = []
+    for entry in result.models:
+        if entry.counts is None:
+            continue
+        d = entry.counts.decision
+        instructions = d.ratios.get("instructions")
+        rows.append((entry.candidate_short, entry.baseline_short + (" (stored)" if entry.counts.source == "stored"
+                                                                    else ""),
+                     d.figure.replace("_", " "), si(d.candidate), si(d.baseline), f"{d.ratio:.4f}",
+                     f"{instructions:.4f}" if instructions is not None else "-",
+                     "REGRESSION" if d.regression else d.verdict))
     return rows
 
 
@@ -91,13 +114,14 @@ def skipped_lines(result: RegressResult) -> list[str]:
     """Why latency was not judged: one line when every model shares the reason, else one per model. Nothing for
     ``--no-latency``, which the user asked for."""
     skipped = [(e.candidate_short, e.latency_skipped) for e in result.models
-               if e.latency is None and e.latency_skipped and e.latency_skipped != NOT_ASKED]
+               if e.latency is None and e.counts is None and e.latency_skipped and e.latency_skipped != NOT_ASKED]
     if not skipped:
         return []
+    what = "counts" if result.device.counted else "latency"
     reasons = {reason for _, reason in skipped}
     if len(reasons) == 1 and len(skipped) == len(result.models):
-        return [f"latency not judged: {skipped[0][1]}"]
-    return [f"latency of {name} not judged: {reason}" for name, reason in skipped]
+        return [f"{what} not judged: {skipped[0][1]}"]
+    return [f"{what} of {name} not judged: {reason}" for name, reason in skipped]
 
 
 def _no_change_line(result: RegressResult) -> str:
@@ -114,7 +138,19 @@ def render_regress(result: RegressResult) -> Group:
     """Settings, the latency verdicts, the exact-proxy changes, notes, warnings, environment and the outcome."""
     parts: list[Any] = [Text(_settings_line(result), style="bold")]
     if result.emulated:
-        parts.append(emulated_text())
+        parts.append(emulated_text(result.device.counted))
+    counted = count_rows(result)
+    if counted:
+        table = Table(show_header=True, header_style="bold", title="counted per inference", title_justify="left")
+        for i, name in enumerate(COUNT_HEADERS):
+            table.add_column(name, justify="left" if i < 3 or i == 7 else "right", overflow="fold",
+                             no_wrap=i >= 3)
+        for row in counted:
+            table.add_row(*(Text(cell) for cell in row))
+        parts.append(table)
+    for entry in result.models:
+        if entry.counts:
+            parts.append(Text(f"{entry.candidate_short}: {entry.counts.decision.describe()}"))
     rows = latency_rows(result)
     if rows:
         table = Table(show_header=True, header_style="bold", title="latency (interleaved)", title_justify="left")
@@ -151,17 +187,29 @@ HOW_TO_READ = (
 )
 
 
+COUNTED_HOW_TO_READ = (
+    "figure = what one inference executed, counted (estimated cycles where caches are simulated, else "
+    "instructions); ratio = candidate / baseline of that figure, deterministic. A regression is a ratio above "
+    "1 + threshold."
+)
+
+
 def regress_markdown(result: RegressResult) -> str:
     """A pull-request comment: outcome, latency table, proxy changes, warnings, environment."""
     outcome = result.outcome
     head = "PASS, no regression" if not outcome.regression else "FAIL"
     lines = [f"### shufflebench regress: {head}", ""]
     if result.emulated:
-        lines += emulated_markdown()
+        lines += emulated_markdown(result.device.counted)
     lines += [_settings_line(result), ""]
     lines += [f"- **{reason}**" for reason in outcome.reasons]
     if outcome.reasons:
         lines.append("")
+    counted = count_rows(result)
+    if counted:
+        lines += ["| " + " | ".join(COUNT_HEADERS) + " |", "| --- | --- | --- |" + " ---: |" * 4 + " --- |"]
+        lines += ["| " + " | ".join(_escape(cell) for cell in row) + " |" for row in counted]
+        lines += ["", f"_{COUNTED_HOW_TO_READ}_", ""]
     rows = latency_rows(result)
     if rows:
         lines += ["| candidate | baseline | candidate ms | baseline ms | ratio | CI | MDE | rounds | verdict |",
