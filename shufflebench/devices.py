@@ -27,7 +27,9 @@ counter                ``none`` (default: latency is timed), or count instead of
                        instructions, loads, stores; ``location = "emulated"``). Counted devices run one thread.
 counter_runs           counted inferences per model, >= 1 (default 3; the one with the fewest instructions is
                        reported, see shufflebench/counters/figures.py)
-counter_warmup         inferences counted for nothing first, >= 0 (default 1: fills the simulated caches)
+counter_warmup         inferences run (instrumented, outputs kept for the check) before the counted ones, >= 0
+                       (default 1: the first inference of a session allocates its buffers, and fills the simulated
+                       caches)
 [hardware]             optional: ``peak_madd_per_s``, ``memory_bandwidth_bytes_per_s`` (> 0) and their ``source``
 =====================  ==========================================================================================
 """

@@ -7,10 +7,11 @@ emulated CPU makes), and where the tool simulates caches ``l1_misses`` (instruct
 miss the first level) and ``ll_misses`` (those that also miss the last level).
 
 The figure reported is the counted inference with the FEWEST instructions, with all its events. Inferences of one
-process are not all equal: some do a little extra work outside the model's kernels (measured on ShuffleNet V2 1.0x:
-+0.4 to +1% in some inferences, in memset, malloc and buffer set-up, at varying places), while the cheapest one
-repeats to about 0.03% from process to process. So the minimum is the steady-state cost of the model; every
-inference's events are kept (``runs``) and a spread above `SPREAD_WARNING` is reported.
+session are not all equal: the first allocates its buffers, and the next few still differ a little while the
+allocator settles (measured on ShuffleNet V2 1.0x: 55.51M, 54.95M, then 54.709M instructions under callgrind;
+76.60M, 76.059M, then 76.078M under the qemu plugin, the same sequence in every process). The fewest is what the
+model costs once settled, and it repeats from process to process; every inference's events are kept (``runs``) and
+a spread above `SPREAD_WARNING` is reported.
 
 Estimated cycles, where caches are simulated: ``L1 hits + 5 x last-level hits + 35 x last-level misses``, over
 instruction fetches, loads and stores (the usual estimate, as in iai-callgrind). It is an ESTIMATE: no pipeline,

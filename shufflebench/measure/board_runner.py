@@ -471,9 +471,9 @@ class Marker:
 def count_many(requests: list, policy_fields: dict, count: dict, check=None) -> list:
     """Run several models for a counting tool to count (module docstring, "Counted requests"): no timing.
 
-    Each model is opened and, when asked, run once for its outputs (``check`` as in `run_many`); then the markers
-    are switched on, one empty region is marked (the markers' own cost), and each model in turn runs ``warmup``
-    inferences and ``runs`` marked ones. One thread; inputs seeded as for timing.
+    The models are opened, the markers switched on and one empty region marked (the markers' own cost); then each
+    model in turn runs ``warmup`` inferences and ``runs`` marked ones. Its first run's outputs are returned when
+    asked (and given to ``check``, as in `run_many`, after counting). One thread; inputs seeded as for timing.
     """
     try:
         count = validate_count(count)
@@ -481,23 +481,29 @@ def count_many(requests: list, policy_fields: dict, count: dict, check=None) -> 
         raise RunnerError("bad_request", str(exc))
     models = [open_model(dict(r, policy=policy_fields) if isinstance(r, dict) else r, counting=True)
               for r in requests]
-    outputs = _first_outputs(models, check)
     marker = Marker(count["marker"])
+    outputs: list = []
     try:
         marker.instrument()
         marker.start()
         marker.stop()
         for model in models:
-            for _ in range(count["warmup"]):
-                model.run_once()
+            runs = [model.run_once() for _ in range(count["warmup"])]
             for _ in range(count["runs"]):
                 marker.start()
-                model.run_once()
+                value = model.run_once()
                 marker.stop()
+                runs.append(value)
+            # The outputs of the model's first run: a run for them alone would cost as much as a counted one.
+            outputs.append(runs[0] if model.request["return_outputs"] else None)
     except Exception as exc:
         raise RunnerError("run_failed", f"onnxruntime failed running the model: {_one_line(exc)}")
     finally:
         marker.finish()
+    if check is not None:
+        for index, values in enumerate(outputs):
+            if values is not None:
+                check(index, dict(zip(models[index].output_names, values)))
     counted = {"runs": count["runs"], "warmup": count["warmup"]}
     return [_result(m, None, out, counted) for m, out in zip(models, outputs)]
 

@@ -30,8 +30,11 @@ from ..measure import environment
 SETUP_SCRIPT = "scripts/setup-arm-emulation.sh"
 COUNTERS_SETUP = "scripts/setup-counters.sh"
 #: The environment of a counted process, beside the ordinary one: a fixed hash seed (dict and set order, hence the
-#: Python instructions between the kernels) and single-threaded numerical libraries.
-COUNTED_ENV = {"PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+#: Python instructions between the kernels), single-threaded numerical libraries, and onnxruntime's telemetry off:
+#: on Linux it starts a background thread at import (an event store under ~/.cache/Microsoft) whose work would land
+#: in whichever counted inference it happens to run during.
+COUNTED_ENV = {"PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+               "ORT_DISABLE_TELEMETRY": "1"}
 ROOTFS_ENV = "SHUFFLEBENCH_ARM_ROOTFS"
 
 # CPU models of qemu-aarch64 7.2 (Debian 12) worth emulating: each decides which onnxruntime kernels run
