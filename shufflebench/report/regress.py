@@ -50,21 +50,30 @@ def latency_rows(result: RegressResult) -> list[tuple[str, ...]]:
     return rows
 
 
-COUNT_HEADERS = ("candidate", "baseline", "figure", "candidate", "baseline", "ratio", "instr. ratio", "verdict")
+def _counted_figure(result: RegressResult) -> str | None:
+    """The figure the counted verdicts judge (the same for every model of a run), or None when none was counted."""
+    figures = [entry.counts.decision.figure for entry in result.models if entry.counts]
+    return figures[0] if figures else None
+
+
+def count_headers(result: RegressResult) -> tuple[str, ...]:
+    """The counted table's columns; the instructions ratio beside the judged figure when that is not instructions."""
+    extra = ("instr. ratio",) if _counted_figure(result) not in (None, "instructions") else ()
+    return ("candidate", "baseline", "candidate", "baseline", "ratio", *extra, "verdict")
 
 
 def count_rows(result: RegressResult) -> list[tuple[str, ...]]:
-    """(candidate, baseline, figure judged, its counts, ratio, instructions ratio, verdict) per counted pair."""
+    """(candidate, baseline, their counts of the judged figure, ratio, [instructions ratio], verdict) per pair."""
+    extra = len(count_headers(result)) == 7
     rows: list[tuple[str, ...]] = []
     for entry in result.models:
         if entry.counts is None:
             continue
         d = entry.counts.decision
         instructions = d.ratios.get("instructions")
-        rows.append((entry.candidate_short, entry.baseline_short + (" (stored)" if entry.counts.source == "stored"
-                                                                    else ""),
-                     d.figure.replace("_", " "), si(d.candidate), si(d.baseline), f"{d.ratio:.4f}",
-                     f"{instructions:.4f}" if instructions is not None else "-",
+        ratios = (f"{d.ratio:.4f}", *((f"{instructions:.4f}" if instructions else "-",) if extra else ()))
+        stored = " (stored)" if entry.counts.source == "stored" else ""
+        rows.append((entry.candidate_short, entry.baseline_short + stored, si(d.candidate), si(d.baseline), *ratios,
                      "REGRESSION" if d.regression else d.verdict))
     return rows
 
@@ -141,10 +150,12 @@ def render_regress(result: RegressResult) -> Group:
         parts.append(emulated_text(result.device.counted))
     counted = count_rows(result)
     if counted:
-        table = Table(show_header=True, header_style="bold", title="counted per inference", title_justify="left")
-        for i, name in enumerate(COUNT_HEADERS):
-            table.add_column(name, justify="left" if i < 3 or i == 7 else "right", overflow="fold",
-                             no_wrap=i >= 3)
+        headers = count_headers(result)
+        title = f"{str(_counted_figure(result)).replace('_', ' ')} counted per inference"
+        table = Table(show_header=True, header_style="bold", title=title, title_justify="left")
+        for i, name in enumerate(headers):
+            edge = i < 2 or i == len(headers) - 1
+            table.add_column(name, justify="left" if edge else "right", overflow="fold", no_wrap=not edge)
         for row in counted:
             table.add_row(*(Text(cell) for cell in row))
         parts.append(table)
@@ -207,7 +218,9 @@ def regress_markdown(result: RegressResult) -> str:
         lines.append("")
     counted = count_rows(result)
     if counted:
-        lines += ["| " + " | ".join(COUNT_HEADERS) + " |", "| --- | --- | --- |" + " ---: |" * 4 + " --- |"]
+        headers = count_headers(result)
+        lines += [f"{str(_counted_figure(result)).replace('_', ' ')} counted per inference:", "",
+                  "| " + " | ".join(headers) + " |", "| --- | --- |" + " ---: |" * (len(headers) - 3) + " --- |"]
         lines += ["| " + " | ".join(_escape(cell) for cell in row) + " |" for row in counted]
         lines += ["", f"_{COUNTED_HOW_TO_READ}_", ""]
     rows = latency_rows(result)

@@ -307,14 +307,14 @@ class CountedArm(EmulatedArm):
     def check(self) -> None:
         hint = "install qemu-user (Debian and Ubuntu: apt-get install qemu-user; a static qemu cannot load plugins)"
         _require(self.qemu, hint)
-        _require("setarch", "install util-linux")
-        super().check()
         try:
             usage = subprocess.run([self.qemu, "-h"], capture_output=True, text=True, timeout=30).stdout
         except (OSError, subprocess.TimeoutExpired):
             usage = ""
         if "-plugin" not in usage:
             raise SetupError(f"{self.qemu} cannot load plugins (built without them, or statically linked); {hint}")
+        _require("setarch", "install util-linux")
+        super().check()
 
     def tool_version(self) -> str:
         return _tool_version([self.qemu, "--version"])
