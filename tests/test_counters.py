@@ -200,6 +200,8 @@ def test_shipped_counted_devices():
     assert (arm.qemu_cpu, n1.qemu_cpu) == ("cortex-a72", "neoverse-n1")
     assert cpu.counted and not cpu.emulated and arm.emulated and not resolve_device("cpu").counted
     assert cpu.to_dict()["counted"] is True
+    table = runner.invoke(app, ["devices"])
+    assert "counted by valgrind" in table.stdout and "counted by qemu-plugin" in table.stdout
 
 
 def _profile(tmp_path, **fields) -> Path:
