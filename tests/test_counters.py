@@ -201,7 +201,9 @@ def test_shipped_counted_devices():
     assert cpu.counted and not cpu.emulated and arm.emulated and not resolve_device("cpu").counted
     assert cpu.to_dict()["counted"] is True
     table = runner.invoke(app, ["devices"])
-    assert "counted by valgrind" in table.stdout and "counted by qemu-plugin" in table.stdout
+    data = json.loads(runner.invoke(app, ["devices", "--format", "json"]).stdout)
+    assert {d["name"] for d in data["devices"] if d["counted"]} == {"cpu-counted", "arm-counted", "arm-counted-n1"}
+    assert "local, counted by" in table.stdout and "emulated, counted" in table.stdout
 
 
 def _profile(tmp_path, **fields) -> Path:
