@@ -87,21 +87,10 @@ class Counters:
     def instructions(self) -> int:
         return self.events["instructions"]
 
-    @property
-    def loads(self) -> int | None:
-        return self.events.get("loads")
-
-    @property
-    def stores(self) -> int | None:
-        return self.events.get("stores")
-
-    @property
-    def l1_misses(self) -> int | None:
-        return self.events.get("l1_misses")
-
-    @property
-    def ll_misses(self) -> int | None:
-        return self.events.get("ll_misses")
+    loads = property(lambda self: self.events.get("loads"), doc="Loads (data reads) per inference, or None.")
+    stores = property(lambda self: self.events.get("stores"), doc="Stores (data writes) per inference, or None.")
+    l1_misses = property(lambda self: self.events.get("l1_misses"), doc="First-level misses, or None.")
+    ll_misses = property(lambda self: self.events.get("ll_misses"), doc="Last-level misses, or None.")
 
     @property
     def estimated_cycles(self) -> int | None:

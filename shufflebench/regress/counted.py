@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..counters.figures import REPRODUCIBILITY, Counters
-from .decide import FASTER, NO_CHANGE, SLOWER, percent
+from .decide import SLOWER, percent, verdict_of
 
 DEFAULT_THRESHOLD = 0.005
 #: Context keys that must be equal for two counts to be compared (`Counters.context`); the Python version only
@@ -86,13 +86,7 @@ def judge_counts(candidate: Counters, baseline: Counters, threshold: float = DEF
     ratios = {name: value / baseline.figures[name] for name, value in candidate.figures.items()
               if baseline.figures.get(name)}
     ratio = cand / base
-    if ratio > 1 + REPRODUCIBILITY:
-        verdict = SLOWER
-    elif ratio < 1 / (1 + REPRODUCIBILITY):
-        verdict = FASTER
-    else:
-        verdict = NO_CHANGE
-    return CountDecision(figure, cand, base, ratios, threshold, verdict)
+    return CountDecision(figure, cand, base, ratios, threshold, verdict_of(ratio, ratio, REPRODUCIBILITY))
 
 
 def context_difference(stored: Mapping[str, Any], here: Mapping[str, Any]) -> str | None:

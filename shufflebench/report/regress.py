@@ -143,6 +143,21 @@ def _decision_warnings(result: RegressResult) -> list[str]:
     return [w for entry in result.models if entry.latency for w in entry.latency.decision.warnings]
 
 
+LATENCY_HEADERS = ("candidate", "baseline", "cand. ms", "base ms", "ratio", "CI", "MDE", "rounds", "verdict")
+
+
+def _verdict_table(title: str, headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> Table:
+    """Candidate and baseline (folded, left), numbers (right, whole), the verdict (left)."""
+    table = Table(show_header=True, header_style="bold", title=title, title_justify="left")
+    for i, name in enumerate(headers):
+        label = i < 2
+        table.add_column(name, justify="left" if label or i == len(headers) - 1 else "right", overflow="fold",
+                         no_wrap=not label)
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))
+    return table
+
+
 def render_regress(result: RegressResult) -> Group:
     """Settings, the latency verdicts, the exact-proxy changes, notes, warnings, environment and the outcome."""
     parts: list[Any] = [Text(_settings_line(result), style="bold")]
@@ -150,28 +165,14 @@ def render_regress(result: RegressResult) -> Group:
         parts.append(emulated_text(result.device.counted))
     counted = count_rows(result)
     if counted:
-        headers = count_headers(result)
         title = f"{str(_counted_figure(result)).replace('_', ' ')} counted per inference"
-        table = Table(show_header=True, header_style="bold", title=title, title_justify="left")
-        for i, name in enumerate(headers):
-            edge = i < 2 or i == len(headers) - 1
-            table.add_column(name, justify="left" if edge else "right", overflow="fold", no_wrap=not edge)
-        for row in counted:
-            table.add_row(*(Text(cell) for cell in row))
-        parts.append(table)
+        parts.append(_verdict_table(title, count_headers(result), counted))
     for entry in result.models:
         if entry.counts:
             parts.append(Text(f"{entry.candidate_short}: {entry.counts.decision.describe()}"))
     rows = latency_rows(result)
     if rows:
-        table = Table(show_header=True, header_style="bold", title="latency (interleaved)", title_justify="left")
-        for name in ("candidate", "baseline", "cand. ms", "base ms", "ratio", "CI", "MDE", "rounds", "verdict"):
-            text = name in ("candidate", "baseline", "verdict")
-            table.add_column(name, justify="left" if text else "right", overflow="fold",
-                             no_wrap=name not in ("candidate", "baseline"))
-        for row in rows:
-            table.add_row(*(Text(cell) for cell in row))
-        parts.append(table)
+        parts.append(_verdict_table("latency (interleaved)", LATENCY_HEADERS, rows))
     for entry in result.models:
         if entry.latency:
             parts.append(Text(f"{entry.candidate_short}: {entry.latency.decision.describe()}"))

@@ -91,6 +91,7 @@ class CountedRunner(RunnerBase):
                              "instructions and times nothing")
         for model in models:  # traced and exported here, once: torch is not for several threads at a time
             _ = model.cost, model.onnx_path
+        _Tool(self.profile, Path(tempfile.gettempdir()) / "unused")  # a missing tool is named before any progress
         if on_progress is not None:
             on_progress("counted", 0, 0.0)
         workers = max(1, min(len(models), os.cpu_count() or 1))
