@@ -416,3 +416,35 @@ def test_missing_valgrind_on_the_command_line(empty_path, tmp_path):
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("error: valgrind not found; install valgrind")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_guidelines_compare_counted_figures(monkeypatch):
+    from shufflebench import guidelines
+
+    def measure_models(models, device, policy, *, on_progress=None, verify=True, breakdown=False):
+        # the more the channels are unbalanced (larger ratio), the more instructions: G1 holds
+        return [profile_stage.ProfileResult(
+            model.identity, device, model.cost, None, capture(threads=1), {}, True,
+            counters=Counters("qemu-plugin", ({"instructions": 1000 + 10 * model.identity.variant["ratio"]},)))
+            for model in models]
+
+    monkeypatch.setattr(guidelines, "measure_models", measure_models)
+    result = runner.invoke(app, ["guidelines", "--only", "g1", "--widths", "1", "--device", "arm-counted",
+                                 "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["schema"] == "shufflebench.guidelines/2" and data["figure"] == "instructions"
+    experiment = data["experiments"][0]
+    assert experiment["verdict"]["result"] == "holds"
+    assert experiment["verdict"]["speedups"]["1"]["estimate"] == pytest.approx(1120 / 1010)
+    assert experiment["rows"][0]["measured"]["1"]["counted"] == {"instructions": 1010}
+    table = runner.invoke(app, ["guidelines", "--only", "g1", "--widths", "1", "--device", "arm-counted"])
+    assert "instructions counted per image, lower is faster" in " ".join(table.stdout.split())
+    assert "(counted, ±0.2%)" in table.stdout
+
+
+def test_bench_refuses_counted_devices(tmp_path):
+    from shufflebench.bench import QUICK, Suite
+
+    with pytest.raises(UsageError, match="bench.py times models; cpu-counted counts instructions instead"):
+        Suite(resolve_device("cpu-counted"), tmp_path, QUICK)
