@@ -84,8 +84,9 @@ class CountedRunner(RunnerBase):
 
     def measure(self, models: Sequence[PreparedModel], policy: SamplingPolicy, *, on_progress: Progress = None,
                 return_outputs: bool = False, profile_runs: int = 0, check: OutputCheck = None) -> list[RunResult]:
-        """Count every model, each in a process of its own, up to one process per core at once (the policy's
-        timing settings do not apply); ``check`` judges the outputs that come back with the counts."""
+        """Count every model, each in a process of its own, up to one process per core at once (``policy`` and
+        ``return_outputs`` do not apply: nothing is timed, outputs always come back); ``check`` judges the outputs
+        that come back with the counts."""
         if profile_runs:
             raise UsageError(f"--breakdown times kernels with onnxruntime's profiler; {self.profile.name} counts "
                              "instructions and times nothing")
@@ -96,21 +97,23 @@ class CountedRunner(RunnerBase):
             on_progress("counted", 0, 0.0)
         workers = max(1, min(len(models), os.cpu_count() or 1))
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(lambda model: self._count(model, policy, return_outputs), models))
+            results = list(pool.map(self._count, models))
         if check is not None:
             for index, result in enumerate(results):
                 check(index, result.outputs or {})
         return results
 
-    def _count(self, model: PreparedModel, policy: SamplingPolicy, return_outputs: bool) -> RunResult:
-        """One model counted in its own process."""
+    def _count(self, model: PreparedModel) -> RunResult:
+        """One model counted in its own process (its outputs come back whether asked or not: see below)."""
         profile = self.profile
         with tempfile.TemporaryDirectory(prefix="shufflebench-count-") as folder:
             tool = _Tool(profile, Path(folder))
-            request = board_request(model, profile, policy, return_outputs=return_outputs)
+            # The same request whatever the caller asked (outputs, a sampling policy the count ignores): what the
+            # counted process reads moves its heap, and counts depend on where buffers land.
+            request = board_request(model, profile, SamplingPolicy(), return_outputs=True)
             count = {"runs": profile.counter_runs, "warmup": profile.counter_warmup, "marker": tool.marker}
             answer = run_remote(tool.target, [model.onnx_path],
-                                {"interleaved": [request], "policy": policy.to_dict(), "count": count},
+                                {"interleaved": [request], "policy": SamplingPolicy().to_dict(), "count": count},
                                 timeout_s=timeout_for(profile, model))
             try:
                 runs = split_models(tool.read(), 1, profile.counter_runs)[0]

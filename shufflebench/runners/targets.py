@@ -34,7 +34,11 @@ COUNTERS_SETUP = "scripts/setup-counters.sh"
 #: on Linux it starts a background thread at import (an event store under ~/.cache/Microsoft) whose work would land
 #: in whichever counted inference it happens to run during.
 COUNTED_ENV = {"PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-               "ORT_DISABLE_TELEMETRY": "1"}
+               "ORT_DISABLE_TELEMETRY": "1", "LC_ALL": "C",
+               "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+# A counted process gets exactly this environment, nothing inherited: the environment is copied onto the new
+# process's stack, so its size moves every stack address, and counts depend on addresses (kernels take other paths
+# for other alignments). The tools themselves are called by their full paths, found on the caller's PATH.
 ROOTFS_ENV = "SHUFFLEBENCH_ARM_ROOTFS"
 
 # CPU models of qemu-aarch64 7.2 (Debian 12) worth emulating: each decides which onnxruntime kernels run
@@ -104,9 +108,12 @@ def _tool_version(argv: Sequence[str]) -> str:
     return lines[0].strip() if lines else "unknown"
 
 
-def _require(program: str, what: str) -> None:
-    if shutil.which(program) is None:
+def _require(program: str, what: str) -> str:
+    """The full path of ``program``; `SetupError` saying what to install when it is not on PATH."""
+    found = shutil.which(program)
+    if found is None:
         raise SetupError(f"{program} not found; {what}, or run {COUNTERS_SETUP}")
+    return found
 
 
 class CallgrindPython(LocalPython):
@@ -118,20 +125,21 @@ class CallgrindPython(LocalPython):
     def __init__(self, out_file: Path, executable: str = sys.executable, valgrind: str = "valgrind"):
         super().__init__(executable)
         self.out_file = Path(out_file)
-        self.valgrind = valgrind
+        self.valgrind, self.setarch = valgrind, "setarch"
         self.label = f"valgrind callgrind around {self.executable}"
 
     def argv(self, python_args: Sequence[str]) -> list:
-        return ["setarch", "-R", self.valgrind, "--quiet", *callgrind_options(self.out_file), self.executable,
+        return [self.setarch, "-R", self.valgrind, "--quiet", *callgrind_options(self.out_file), self.executable,
                 *python_args]
 
     def env(self) -> Optional[dict]:
-        return {**os.environ, **COUNTED_ENV}
+        return dict(COUNTED_ENV)
 
     def check(self) -> None:
         super().check()
-        _require(self.valgrind, "install valgrind (Debian and Ubuntu: apt-get install valgrind)")
-        _require("setarch", "install util-linux")
+        self.executable = shutil.which(self.executable) or self.executable
+        self.valgrind = _require(self.valgrind, "install valgrind (Debian and Ubuntu: apt-get install valgrind)")
+        self.setarch = _require("setarch", "install util-linux")
 
     def prepare(self) -> dict:
         """Build the marker library (`counters.build`) and return the board runner's marker for it."""
@@ -288,6 +296,7 @@ class CountedArm(EmulatedArm):
         super().__init__(rootfs, qemu_cpu=qemu_cpu, qemu=qemu)
         self.out_file = Path(out_file)
         self.plugin: Path | None = None
+        self.setarch = "setarch"
         self.label = f"counted aarch64 ({qemu_cpu})"
 
     def prepare(self) -> dict:
@@ -298,22 +307,22 @@ class CountedArm(EmulatedArm):
     def qemu_command(self) -> list:
         if self.plugin is None:
             raise SetupError("the counting plugin is not built; call prepare() first")
-        return ["setarch", "-R", self.qemu, "-plugin", plugin_argument(self.plugin, self.out_file), "-L",
+        return [self.setarch, "-R", self.qemu, "-plugin", plugin_argument(self.plugin, self.out_file), "-L",
                 str(self.rootfs)]
 
     def env(self) -> Optional[dict]:
-        return {**(super().env() or {}), **COUNTED_ENV}
+        return {"QEMU_CPU": self.qemu_cpu, environment.EMULATION_ENV: "qemu-user", **COUNTED_ENV}
 
     def check(self) -> None:
         hint = "install qemu-user (Debian and Ubuntu: apt-get install qemu-user; a static qemu cannot load plugins)"
-        _require(self.qemu, hint)
+        self.qemu = _require(self.qemu, hint)
         try:
             usage = subprocess.run([self.qemu, "-h"], capture_output=True, text=True, timeout=30).stdout
         except (OSError, subprocess.TimeoutExpired):
             usage = ""
         if "-plugin" not in usage:
             raise SetupError(f"{self.qemu} cannot load plugins (built without them, or statically linked); {hint}")
-        _require("setarch", "install util-linux")
+        self.setarch = _require("setarch", "install util-linux")
         super().check()
 
     def tool_version(self) -> str:
