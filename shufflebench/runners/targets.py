@@ -4,9 +4,9 @@ Targets share one small interface (`Target`): ``argv(python_args)`` turns Python
 ``env()`` gives its environment, ``check()`` fails early with a `SetupError` when the target cannot work at all.
 `LocalPython` is a Python on this machine, `SshTarget` a board over the system ``ssh`` client, `EmulatedArm` aarch64
 under qemu-user; the counted devices' targets run the same Python under a counting tool: `CallgrindPython` (valgrind
-on x86-64) and `CountedArm` (qemu-user with the project's plugin). ssh joins its argv into one remote shell command, so for `SshTarget` the fixed command is quoted with
-`shlex.quote` (POSIX shells: sh, bash, dash, zsh; a fish or csh login shell on the board would need a `python` path
-without quotes to be set up there).
+on x86-64) and `CountedArm` (qemu-user with the project's plugin). ssh joins its argv into one remote shell command,
+so for `SshTarget` the fixed command is quoted with `shlex.quote` (POSIX shells: sh, bash, dash, zsh; a fish or csh
+login shell on the board would need a `python` path without quotes to be set up there).
 """
 
 from __future__ import annotations
@@ -29,16 +29,15 @@ from ..measure import environment
 
 SETUP_SCRIPT = "scripts/setup-arm-emulation.sh"
 COUNTERS_SETUP = "scripts/setup-counters.sh"
-#: The environment of a counted process, beside the ordinary one: a fixed hash seed (dict and set order, hence the
-#: Python instructions between the kernels), single-threaded numerical libraries, and onnxruntime's telemetry off:
-#: on Linux it starts a background thread at import (an event store under ~/.cache/Microsoft) whose work would land
-#: in whichever counted inference it happens to run during.
+#: The whole environment of a counted process, nothing inherited (the environment is copied onto the new process's
+#: stack, so its size moves every stack address, and counts depend on addresses: kernels take other paths for other
+#: alignments; the tools themselves are called by their full paths, found on the caller's PATH): a fixed hash seed
+#: (dict and set order, hence the Python instructions between the kernels), single-threaded numerical libraries, and
+#: onnxruntime's telemetry off (on Linux it starts a background thread at import, with an event store under
+#: ~/.cache/Microsoft, whose work landed in whichever counted inference it happened to run during).
 COUNTED_ENV = {"PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                "ORT_DISABLE_TELEMETRY": "1", "LC_ALL": "C",
                "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
-# A counted process gets exactly this environment, nothing inherited: the environment is copied onto the new
-# process's stack, so its size moves every stack address, and counts depend on addresses (kernels take other paths
-# for other alignments). The tools themselves are called by their full paths, found on the caller's PATH.
 ROOTFS_ENV = "SHUFFLEBENCH_ARM_ROOTFS"
 
 # CPU models of qemu-aarch64 7.2 (Debian 12) worth emulating: each decides which onnxruntime kernels run
@@ -148,6 +147,7 @@ class CallgrindPython(LocalPython):
     def tool_version(self) -> str:
         return _tool_version([self.valgrind, "--version"])
 
+
 class SshTarget:
     """A board reached with the system ``ssh`` client, so ~/.ssh/config, keys, agents and jump hosts all apply.
 
@@ -241,6 +241,8 @@ class EmulatedArm:
 
     emulated = True
     connect_error_status = None
+    #: -I: ignore PYTHON* variables and the user site: host paths there would load x86 extension modules.
+    python_flags: tuple[str, ...] = ("-I",)
 
     def __init__(self, rootfs=None, qemu_cpu: str = "cortex-a72", qemu: str = "qemu-aarch64-static"):
         if qemu_cpu not in QEMU_CPUS:
@@ -254,9 +256,6 @@ class EmulatedArm:
     def qemu_command(self) -> list:
         """qemu and its own options, up to the rootfs."""
         return [self.qemu, "-L", str(self.rootfs)]
-
-    #: -I: ignore PYTHON* variables and the user site: host paths there would load x86 extension modules.
-    python_flags: tuple[str, ...] = ("-I",)
 
     def argv(self, python_args: Sequence[str]) -> list:
         python = _rootfs_python(self.rootfs)
@@ -306,7 +305,7 @@ class CountedArm(EmulatedArm):
 
     def qemu_command(self) -> list:
         if self.plugin is None:
-            raise SetupError("the counting plugin is not built; call prepare() first")
+            raise RuntimeError("the counting plugin is not built; call prepare() first")
         return [self.setarch, "-R", self.qemu, "-plugin", plugin_argument(self.plugin, self.out_file), "-L",
                 str(self.rootfs)]
 
