@@ -117,6 +117,9 @@ class Suite:
     """The experiments of one device, each a function writing one JSON file, skipped when the file exists."""
 
     def __init__(self, device: DeviceProfile, out: Path, plan: Plan, log: Callable[[str], None] = print) -> None:
+        if device.counted:
+            raise UsageError(f"bench.py times models; {device.name} counts instructions instead (its experiments: "
+                             "python benchmarks/counters.py)")
         self.device, self.out, self.plan, self.log = device, out, plan, log
         self.measured: list[str] = []
         self.seconds = 0.0
@@ -255,7 +258,7 @@ def measure_fidelity(device: DeviceProfile, plan: Plan) -> Fidelity:
     # sequential
     medians, bare_medians, intervals, worth = [], [], [], []
     for _ in range(plan.fidelity_repeats):
-        measurement = profile_model(model, device, policy, verify=False).measurement
+        measurement = profile_model(model, device, policy, verify=False).timed
         medians.append(measurement.median)
         intervals.append(measurement.ci95)
         worth.append([measurement.effective_runs, measurement.runs])

@@ -280,10 +280,14 @@ def regress(
                                                      "proxies compared with ==; with no CANDIDATE, every model in it.")
                         ] = None,
     zoo: ZooOpt = False,
-    threshold: Annotated[str, typer.Option("--threshold", help="Slowdown tolerated: exit 1 only when the latency "
-                                           "ratio's whole CI lies above 1 + this (5% or 0.05).")] = "5%",
-    min_effect: Annotated[str, typer.Option("--min-effect", help="Smallest change called slower or faster at all.")
-                          ] = "2%",
+    threshold: Annotated[Optional[str], typer.Option("--threshold", help="Slowdown tolerated: exit 1 only when the "
+                                                     "latency ratio's whole CI lies above 1 + this (5% or 0.05); on "
+                                                     "a counted device when the count grows by more. Default: 5%, "
+                                                     "0.5% on a counted device.", show_default=False)] = None,
+    min_effect: Annotated[Optional[str], typer.Option(
+        "--min-effect", help="Smallest latency change called slower or faster at all. Default: 2%, or the "
+                             "threshold when that is lower.",
+        show_default=False)] = None,
     proxies: Annotated[Optional[ProxyMode], typer.Option("--proxies", help="strict: any exact proxy change exits 1; "
                                                          "report: list changes only. Default: strict with --baseline, "
                                                          "report otherwise.", show_default=False)] = None,
@@ -305,7 +309,8 @@ def regress(
     from .report.regress import regress_markdown, render_regress
 
     request = RegressRequest(tuple(candidates or ()), against, against_rev, baseline, zoo, variant,
-                             parse_fraction(threshold, "--threshold"), parse_fraction(min_effect, "--min-effect"),
+                             None if threshold is None else parse_fraction(threshold, "--threshold"),
+                             None if min_effect is None else parse_fraction(min_effect, "--min-effect"),
                              proxies.value if proxies else None, latency)
     device = resolve_device_options(device_options, batch=variant.batch)
     guard_outputs({"--output": out.path, "--markdown": markdown},

@@ -9,6 +9,10 @@ alike. Against the baseline model each gets:
   the paired rounds (`measure.ratio`),
 * efficiency          = actual / theoretical speedup (1.0 means FLOPs told the whole truth).
 
+On a counted device the actual speedup is the ratio of the primary counted figure (estimated cycles where caches
+are simulated, else instructions; `profile.speedup`), and ``counted_speedups`` holds the ratio of every counted
+figure (instructions, estimated cycles, loads, stores...).
+
 The papers' published latencies (``data/published.toml``) are shown beside the measured ones where they exist.
 """
 
@@ -19,11 +23,11 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .devices import DeviceProfile
 from .errors import UsageError
-from .measure.ratio import Ratio, median_ratio
+from .measure.ratio import Ratio
 from .measure.sampling import SamplingPolicy
 from .models import ModelRef
 from .prepared import PreparedModel
-from .profile import ProfileResult, measure_models
+from .profile import ProfileResult, measure_models, speedup
 from .published import latency_for
 from .runners.base import Progress
 
@@ -47,14 +51,15 @@ class PaperSpeed:
 
 @dataclass(frozen=True)
 class ComparedModel:
-    """One model of a comparison: its profile and how it stands against the baseline model."""
+    """One model of a comparison: its profile and how it stands against the baseline model (``counted_speedups``:
+    baseline count / model count of every counted figure, on a counted device)."""
 
     result: ProfileResult
     theoretical_speedup: float | None
     mac_ratio: float
     actual_speedup: Ratio
     paper: PaperSpeed | None
-
+    counted_speedups: dict[str, float] | None = None
     predicted_speedup: float | None = None
 
     @property
@@ -70,6 +75,7 @@ class ComparedModel:
             "actual_speedup": self.actual_speedup.to_dict(),
             "efficiency": self.efficiency,
             "predicted_speedup": self.predicted_speedup,
+            "counted_speedups": self.counted_speedups,
         }
         entry["paper"] = None if self.paper is None else self.paper.__dict__
         return entry
@@ -115,7 +121,8 @@ class Comparison:
             vs, paper = entry["vs_baseline"], entry["paper"]
             models.append(ComparedModel(ProfileResult.from_dict({**entry, **shared}), vs["theoretical_speedup"],
                                         vs["mac_ratio"], Ratio.from_dict(vs["actual_speedup"]),
-                                        PaperSpeed(**paper) if paper else None, vs.get("predicted_speedup")))
+                                        PaperSpeed(**paper) if paper else None, vs.get("counted_speedups"),
+                                        vs.get("predicted_speedup")))
         return cls(DeviceProfile.from_dict(data["device_profile"]), data["baseline"], tuple(models))
 
 
@@ -152,7 +159,7 @@ def compare_results(results: Sequence[ProfileResult], baseline: int = 0) -> Comp
     base_paper = latency_for(base.model.name, base.model.variant)
     models = []
     for result in results:
-        ratio = median_ratio(base.measurement.samples_s, result.measurement.samples_s)
+        ratio = speedup(result, base)
         theoretical = base.cost.flops_madd / result.cost.flops_madd if result.cost.flops_madd else None
         mac_ratio = base.cost.mac_bytes["deployed"] / result.cost.mac_bytes["deployed"]
         published = latency_for(result.model.name, result.model.variant)
@@ -161,5 +168,14 @@ def compare_results(results: Sequence[ProfileResult], baseline: int = 0) -> Comp
             base_paper.latency_ms / published.latency_ms if base_paper else None)
         predicted = (base.prediction.predicted_ms / result.prediction.predicted_ms
                      if base.prediction and result.prediction else None)
-        models.append(ComparedModel(result, theoretical, mac_ratio, ratio, paper, predicted))
+        models.append(ComparedModel(result, theoretical, mac_ratio, ratio, paper, counted_speedups(result, base),
+                                    predicted))
     return Comparison(base.device, base.model.label, tuple(models))
+
+
+def counted_speedups(result: ProfileResult, base: ProfileResult) -> dict[str, float] | None:
+    """``base / result`` of every figure both counted (None for timed results)."""
+    if result.counters is None or base.counters is None:
+        return None
+    mine, theirs = result.counters.figures, base.counters.figures
+    return {name: theirs[name] / value for name, value in mine.items() if name in theirs and value}

@@ -21,6 +21,15 @@ ssh_options            extra ssh arguments, a list of strings (e.g. ``["-i", "~/
 python                 the board's Python (default ``python3``)
 qemu_cpu               emulated CPU for ``location = "emulated"`` (e.g. ``cortex-a72``, ``neoverse-n1``, ``max``)
 optimization_level     onnxruntime graph optimization: ``all``, ``extended``, ``basic``, ``disabled``
+counter                ``none`` (default: latency is timed), or count instead of timing: ``valgrind`` (x86-64
+                       under valgrind's callgrind: instructions, loads, stores, cache misses; ``location = "local"``,
+                       kind ``cpu``) or ``qemu-plugin`` (aarch64 under qemu-user with the project's plugin:
+                       instructions, loads, stores; ``location = "emulated"``). Counted devices run one thread.
+counter_runs           counted inferences per model, >= 1 (default 3; the one with the fewest instructions is
+                       reported, see shufflebench/counters/figures.py)
+counter_warmup         inferences run (instrumented, outputs kept for the check) before the counted ones, >= 0
+                       (default 1: the first inference of a session allocates its buffers, and fills the simulated
+                       caches)
 [hardware]             optional: ``peak_madd_per_s``, ``memory_bandwidth_bytes_per_s`` (> 0) and their ``source``
 =====================  ==========================================================================================
 """
@@ -42,6 +51,7 @@ KINDS = ("cpu", "cuda", "arm")
 BACKENDS = ("onnxruntime", "torch")
 LOCATIONS = ("local", "ssh", "emulated", "reference")
 OPT_LEVELS = ("all", "extended", "basic", "disabled")
+COUNTERS = ("none", "valgrind", "qemu-plugin")
 HOST_ENV = "SHUFFLEBENCH_ARM_HOST"
 DEVICES_ENV = "SHUFFLEBENCH_DEVICES"
 # An SSH board's cores are not known here; this bounds a typo without refusing a large board.
@@ -75,6 +85,9 @@ class DeviceProfile:
     python: str = "python3"
     qemu_cpu: str = "cortex-a72"
     optimization_level: str = "all"
+    counter: str = "none"
+    counter_runs: int = 3
+    counter_warmup: int = 1
     hardware: Hardware | None = None
     path: str = ""
 
@@ -86,19 +99,26 @@ class DeviceProfile:
     def emulated(self) -> bool:
         return self.location == "emulated"
 
+    @property
+    def counted(self) -> bool:
+        """Inferences are counted (instructions, memory accesses) instead of timed."""
+        return self.counter != "none"
+
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able data, with the derived ``runnable`` and ``emulated`` flags."""
+        """Plain JSON-able data, with the derived ``runnable``, ``emulated`` and ``counted`` flags."""
         data = {k: v for k, v in self.__dict__.items() if k not in ("hardware", "path")}
         data["hardware"] = self.hardware.__dict__ if self.hardware else None
         data["ssh_options"] = list(self.ssh_options)
         data["runnable"] = self.runnable
         data["emulated"] = self.emulated
+        data["counted"] = self.counted
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "DeviceProfile":
         """Inverse of `to_dict` (the profile as a result file recorded it; not validated like a profile file)."""
-        values = {k: v for k, v in data.items() if k not in ("runnable", "emulated", "hardware", "ssh_options")}
+        values = {k: v for k, v in data.items()
+                  if k not in ("runnable", "emulated", "counted", "hardware", "ssh_options")}
         hardware = data.get("hardware")
         return cls(**values, ssh_options=tuple(data["ssh_options"]),
                    hardware=Hardware(**hardware) if hardware else None)
@@ -106,8 +126,10 @@ class DeviceProfile:
 
 _REQUIRED = ("name", "description", "kind", "backend", "location")
 _STRINGS = ("name", "description", "kind", "backend", "location", "provider", "host", "python", "qemu_cpu",
-            "optimization_level")
-_CHOICES = {"kind": KINDS, "backend": BACKENDS, "location": LOCATIONS, "optimization_level": OPT_LEVELS}
+            "optimization_level", "counter")
+_CHOICES = {"kind": KINDS, "backend": BACKENDS, "location": LOCATIONS, "optimization_level": OPT_LEVELS,
+            "counter": COUNTERS}
+_AT_LEAST = {"threads": 1, "batch": 1, "counter_runs": 1, "counter_warmup": 0}
 _HARDWARE_KEYS = ("peak_madd_per_s", "memory_bandwidth_bytes_per_s", "source")
 
 
@@ -164,9 +186,9 @@ def _validate(data: dict[str, Any], path: Path) -> DeviceProfile:
             if key in _CHOICES and value not in _CHOICES[key]:
                 raise bad(key, f"{value!r} is not allowed; allowed: {allowed(_CHOICES[key])}")
             values[key] = value
-        elif key in ("threads", "batch"):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise bad(key, f"{value!r} must be a whole number >= 1")
+        elif key in _AT_LEAST:
+            if isinstance(value, bool) or not isinstance(value, int) or value < _AT_LEAST[key]:
+                raise bad(key, f"{value!r} must be a whole number >= {_AT_LEAST[key]}")
             values[key] = value
         elif key == "port":
             if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
@@ -182,7 +204,26 @@ def _validate(data: dict[str, Any], path: Path) -> DeviceProfile:
         raise bad("name", f"{values['name']!r} must match the file name {path.stem!r}")
     if values["location"] == "emulated" and values["kind"] != "arm":
         raise bad("location", "emulation is for kind = \"arm\" only")
+    _check_counter(values, bad)
     return DeviceProfile(**values, path=str(path))
+
+
+# The (location, kind) each counting tool needs: valgrind runs x86-64 code here, the plugin aarch64 under qemu.
+_COUNTER_NEEDS = {"valgrind": ("local", "cpu"), "qemu-plugin": ("emulated", "arm")}
+
+
+def _check_counter(values: dict[str, Any], bad) -> None:
+    counter = values.get("counter", "none")
+    if counter == "none":
+        return
+    location, kind = _COUNTER_NEEDS[counter]
+    if values["location"] != location or values["kind"] != kind:
+        raise bad("counter", f"{counter!r} needs kind = {kind!r} and location = {location!r}; this profile has "
+                             f"kind = {values['kind']!r}, location = {values['location']!r}")
+    if values["backend"] != "onnxruntime" or values.get("provider", "CPUExecutionProvider") != "CPUExecutionProvider":
+        raise bad("counter", "counting needs backend = \"onnxruntime\" with the CPUExecutionProvider")
+    if values.get("threads", 1) != 1:
+        raise bad("threads", f"{values['threads']} is not allowed with a counter; counted devices run one thread")
 
 
 def _hardware(value: Any, bad) -> Hardware:
@@ -230,6 +271,8 @@ def resolve_device(
         if not 1 <= threads <= limit:
             where = "a board" if profile.location == "ssh" else "the cores this process may use here"
             raise UsageError(f"--threads {threads} is not allowed; allowed: 1 to {limit} ({where})")
+        if profile.counted and threads != 1:
+            raise UsageError(f"--threads {threads} is not allowed on {profile.name}: counted devices run one thread")
         profile = replace(profile, threads=threads)
     if batch is not None:
         if batch < 1:

@@ -8,6 +8,9 @@ paper's CPU-bound, single-thread setting) otherwise.
 A verdict per guideline compares the variant the guideline prefers with the one it warns against, at every width:
 it *holds* when the preferred variant is faster with its latency-ratio confidence interval above 1 at every width;
 it *does not hold* when it is slower with the interval below 1 at some width; otherwise it is *inconclusive*.
+
+On a counted device each variant gets its counted figures instead of a throughput (``figure`` names the one the
+verdict rests on: estimated cycles, else instructions), and the ratio's interval is the counters' reproducibility.
 """
 
 from __future__ import annotations
@@ -17,11 +20,11 @@ from typing import Any, Callable, Mapping, Sequence
 
 from .devices import DeviceProfile
 from .errors import UsageError, allowed
-from .measure.ratio import Ratio, median_ratio
+from .measure.ratio import Ratio
 from .measure.sampling import SamplingPolicy
 from .models import resolve_model
 from .prepared import PreparedModel
-from .profile import measure_models
+from .profile import ProfileResult, measure_models, speedup
 from .published import guideline_tables
 from .runners.base import Progress
 
@@ -97,13 +100,25 @@ def _variant_arg(experiment: str, option: str, value: Any, scale: int, base: str
 
 @dataclass(frozen=True)
 class MeasuredVariant:
-    """One variant at one width, measured: throughput (images/s) with its 95% interval, median latency (ms)."""
+    """One variant at one width, measured: throughput (images/s) with its 95% interval, median latency (ms); or,
+    counted, no timing (None) and ``counted``: the counted figures per inference."""
 
-    throughput_per_s: float
+    throughput_per_s: float | None
     throughput_ci: tuple[float, float] | None
-    median_ms: float
+    median_ms: float | None
     flops_madd: int
     runs: int
+    counted: dict[str, int] | None = None
+
+    @classmethod
+    def of(cls, result: ProfileResult, batch: int) -> "MeasuredVariant":
+        """The variant's figures from its profile result."""
+        if result.counters is not None:
+            return cls(None, None, None, result.cost.flops_madd, len(result.counters.runs), result.counters.figures)
+        m = result.timed
+        ci = m.ci95
+        return cls(batch / m.median, (batch / ci[1], batch / ci[0]) if ci else None, m.median * 1e3,
+                   result.cost.flops_madd, m.runs)
 
 
 @dataclass(frozen=True)
@@ -170,7 +185,8 @@ class ExperimentResult:
 
 @dataclass(frozen=True)
 class GuidelineResults:
-    """The guideline experiments run on one device: ``column`` names the paper's channel column used (gpu, arm)."""
+    """The guideline experiments run on one device: ``column`` names the paper's channel column used (gpu, arm);
+    ``figure`` the counted figure compared on a counted device (None when timed)."""
 
     device: str
     emulated: bool
@@ -178,6 +194,7 @@ class GuidelineResults:
     widths: tuple[int, ...]
     experiments: tuple[ExperimentResult, ...]
     complete: bool = True
+    figure: str | None = None
 
     @property
     def interrupted(self) -> bool:
@@ -187,13 +204,14 @@ class GuidelineResults:
     def to_dict(self) -> dict[str, Any]:
         """The machine-readable result (what ``--format json`` prints)."""
         return {"schema": GUIDELINES_SCHEMA, "device": self.device, "emulated": self.emulated, "column": self.column,
-                "widths": list(self.widths), "complete": self.complete,
+                "widths": list(self.widths), "complete": self.complete, "figure": self.figure,
                 "experiments": [e.to_dict() for e in self.experiments]}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "GuidelineResults":
         return cls(data["device"], bool(data["emulated"]), data["column"], tuple(data["widths"]),
-                   tuple(ExperimentResult.from_dict(e) for e in data["experiments"]), bool(data["complete"]))
+                   tuple(ExperimentResult.from_dict(e) for e in data["experiments"]), bool(data["complete"]),
+                   data.get("figure"))
 
 
 def run_experiments(device: DeviceProfile, policy: SamplingPolicy, *, only: list[str], widths: list[int],
@@ -206,6 +224,7 @@ def run_experiments(device: DeviceProfile, policy: SamplingPolicy, *, only: list
     tables = guideline_tables()
     experiments: list[ExperimentResult] = []
     stopped = False
+    figure = None
     for name in only:
         if stopped:
             break
@@ -225,17 +244,14 @@ def run_experiments(device: DeviceProfile, policy: SamplingPolicy, *, only: list
                     raise
                 stopped = True
                 break
-            stopped = any(result.measurement.interrupted for result in results)
+            stopped = any(result.interrupted for result in results)
             for into, result in zip(measured, results):
-                m = result.measurement
-                ci = m.ci95
-                into[scale] = MeasuredVariant(device.batch / m.median,
-                                              (device.batch / ci[1], device.batch / ci[0]) if ci else None,
-                                              m.median * 1e3, result.cost.flops_madd, m.runs)
+                into[scale] = MeasuredVariant.of(result, device.batch)
             by_value = {str(row.value): result for row, result in zip(published.rows, results)}
             good, bad = by_value[spec.preferred], by_value[spec.warned]
-            # speedup of the preferred variant: warned latency / preferred latency, paired by round
-            ratios[scale] = median_ratio(bad.measurement.samples_s, good.measurement.samples_s)
+            # speedup of the preferred variant: warned latency / preferred latency, paired by round (or counted)
+            ratios[scale] = speedup(good, bad)
+            figure = good.counters.primary if good.counters is not None else None
             if stopped:
                 break
         if not ratios:
@@ -245,7 +261,7 @@ def run_experiments(device: DeviceProfile, policy: SamplingPolicy, *, only: list
         experiments.append(ExperimentResult(spec, published.option, published.source, published.gpu_unit,
                                             published.arm_unit, rows, verdict(spec, ratios, widths)))
     return GuidelineResults(device.name, device.emulated, column, tuple(widths), tuple(experiments),
-                            complete=not stopped)
+                            complete=not stopped, figure=figure)
 
 
 def verdict(spec: Experiment, ratios: dict[int, Ratio], widths: Sequence[int] | None = None) -> Verdict:
@@ -261,7 +277,8 @@ def verdict(spec: Experiment, ratios: dict[int, Ratio], widths: Sequence[int] | 
     else:
         result = "inconclusive"
     detail = "; ".join(
-        f"x{s}: {spec.preferred} is {r.estimate:.2f}x the speed of {spec.warned} (95% CI {r.low:.2f}-{r.high:.2f})"
+        f"x{s}: {spec.preferred} is {r.estimate:.2f}x the speed of {spec.warned} "
+        + (f"(counted, ±{r.high / r.estimate - 1:.1%})" if r.counted else f"(95% CI {r.low:.2f}-{r.high:.2f})")
         for s, r in ratios.items()
     )
     if missing:

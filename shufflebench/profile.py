@@ -3,7 +3,8 @@
 prepared model (layer table -> cost summary) -> a runner for the device measures every model interleaved -> outputs
 checked against the reference -> one `ProfileResult` per model. A measurement whose outputs disagree with the
 reference (`verify`) is refused, never reported. `compare`, `guidelines`, `regress` and `bench` all measure through
-`measure_models`.
+`measure_models`. On a counted device (``counter`` in its profile) a result carries per-inference `Counters`
+instead of a latency `Measurement`; `speedup` compares two results of either kind.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .breakdown import Breakdown, breakdown_of
 from .cost import CostSummary
+from .counters.figures import Counters, count_ratio
 from .devices import DeviceProfile
 from .errors import UsageError
 from .latency.summary import PredictionSummary
+from .measure.ratio import Ratio, median_ratio
 from .measure.sampling import SamplingPolicy
 from .measure.stats import Measurement
 from .models import ModelIdentity
@@ -34,29 +37,55 @@ BREAKDOWN_RUNS = 50  # profiled runs for an operator breakdown (after the timed 
 
 @dataclass(frozen=True)
 class ProfileResult:
-    """One model's counts and its measurement on one device, and the operator breakdown when it was asked for."""
+    """One model's counts and its measurement on one device, and the operator breakdown when it was asked for.
+
+    measurement: the timed latency (None on a counted device); counters: the per-inference counts of a counted
+    device (None otherwise).
+    """
 
     model: ModelIdentity
     device: DeviceProfile
     cost: CostSummary
-    measurement: Measurement
+    measurement: Measurement | None
     environment: dict[str, Any]
     session: dict[str, Any]
     emulated: bool
     breakdown: Breakdown | None = None
     prediction: PredictionSummary | None = None
+    counters: Counters | None = None
+
+    def __post_init__(self) -> None:
+        if (self.measurement is None) == (self.counters is None):
+            raise ValueError("a profile result holds either a timed measurement or counters")
+
+    @property
+    def counted(self) -> bool:
+        """Counted on a counted device, not timed."""
+        return self.counters is not None
+
+    @property
+    def timed(self) -> Measurement:
+        """The latency measurement, for code that only works with timings; ValueError for a counted result."""
+        if self.measurement is None:
+            raise ValueError(f"{self.model.label} on {self.device.name} was counted, not timed")
+        return self.measurement
+
+    @property
+    def _median(self) -> float | None:
+        median = self.measurement.median if self.measurement is not None else 0.0
+        return median if median > 0 else None
 
     @property
     def throughput_per_s(self) -> float | None:
-        """Images per second at the measured batch (None for a zero median)."""
-        median = self.measurement.median
-        return self.model.input_shape[0] / median if median > 0 else None
+        """Images per second at the measured batch (None for a zero median, or when counted)."""
+        median = self._median
+        return self.model.input_shape[0] / median if median else None
 
     @property
     def achieved_madd_per_s(self) -> float | None:
-        """Multiply-adds per second at the median latency."""
-        median = self.measurement.median
-        return self.cost.flops_madd / median if median > 0 else None
+        """Multiply-adds per second at the median latency (None when counted)."""
+        median = self._median
+        return self.cost.flops_madd / median if median else None
 
     @property
     def peaks(self) -> tuple[float | None, float | None, str | None]:
@@ -74,33 +103,36 @@ class ProfileResult:
     def fraction_of_peak(self) -> dict[str, float] | None:
         """Achieved multiply-adds and deployed-MAC bandwidth as fractions of the device's peaks (`peaks`)."""
         peak_madd, bandwidth_peak, _ = self.peaks
-        achieved = self.achieved_madd_per_s
-        if not achieved:
+        achieved, median = self.achieved_madd_per_s, self._median
+        if not achieved or not median:
             return None
         fraction = {}
         if peak_madd:
             fraction["madd"] = achieved / peak_madd
         if bandwidth_peak:
-            bandwidth = self.cost.mac_bytes["deployed"] / self.measurement.median
+            bandwidth = self.cost.mac_bytes["deployed"] / median
             fraction["bandwidth"] = bandwidth / bandwidth_peak
         return fraction or None
 
     @property
     def interrupted(self) -> bool:
-        """Ctrl-C ended the measurement: its samples are what finished before it."""
-        return self.measurement.interrupted
+        """Ctrl-C ended the measurement: its samples are what finished before it (a count is never partial)."""
+        return self.measurement is not None and self.measurement.interrupted
 
     @property
     def measured_over_predicted(self) -> float | None:
         """Measured median latency over the predicted one (None without a prediction)."""
-        if self.prediction is None or not self.prediction.predicted_ms:
+        median = self._median
+        if self.prediction is None or not self.prediction.predicted_ms or median is None:
             return None
-        return self.measurement.median * 1e3 / self.prediction.predicted_ms
+        return median * 1e3 / self.prediction.predicted_ms
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        """What limits trust in the latency: the measurement's warnings, then the environment's."""
-        return (*self.measurement.warnings, *self.environment["warnings"])
+        """What limits trust in the figures: the measurement's (or the counters') warnings, then the environment's."""
+        own = self.measurement.warnings if self.measurement is not None else ()
+        counted = self.counters.warnings if self.counters is not None else ()
+        return (*own, *counted, *self.environment["warnings"])
 
     def to_dict(self) -> dict[str, Any]:
         """The machine-readable result (what ``--format json`` prints and ``--output`` writes)."""
@@ -111,7 +143,8 @@ class ProfileResult:
             "device_profile": self.device.to_dict(),
             "emulated": self.emulated,
             **self.cost.to_dict(),
-            "latency": self.measurement.to_dict(),
+            "latency": self.measurement.to_dict() if self.measurement is not None else None,
+            "counters": self.counters.to_dict() if self.counters is not None else None,
             "throughput_per_s": self.throughput_per_s,
             "achieved_madd_per_s": self.achieved_madd_per_s,
             "fraction_of_peak": self.fraction_of_peak,
@@ -128,13 +161,26 @@ class ProfileResult:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ProfileResult":
-        """Inverse of `to_dict`: statistics and warnings are recomputed from the raw samples."""
+        """Inverse of `to_dict`: statistics and warnings are recomputed from the raw samples (or counts)."""
         breakdown, prediction = data.get("breakdown"), data.get("prediction")
+        latency, counters = data.get("latency"), data.get("counters")
         return cls(ModelIdentity.from_dict(data), DeviceProfile.from_dict(data["device_profile"]),
-                   CostSummary.from_dict(data), Measurement.from_dict(data["latency"]), dict(data["environment"]),
-                   dict(data["session"]), bool(data["emulated"]),
-                   Breakdown.from_dict(breakdown) if breakdown is not None else None,
-                   PredictionSummary.from_dict(prediction) if prediction is not None else None)
+                   CostSummary.from_dict(data), Measurement.from_dict(latency) if latency is not None else None,
+                   dict(data["environment"]), dict(data["session"]), bool(data["emulated"]),
+                   breakdown=Breakdown.from_dict(breakdown) if breakdown is not None else None,
+                   prediction=PredictionSummary.from_dict(prediction) if prediction is not None else None,
+                   counters=Counters.from_dict(counters) if counters is not None else None)
+
+
+def speedup(result: ProfileResult, baseline: ProfileResult) -> Ratio:
+    """How many times faster ``result`` is than ``baseline``: the ratio of their median latencies with a bootstrap
+    interval over paired rounds, or on a counted device the ratio of their primary counted figure (estimated
+    cycles, else instructions) with the counters' reproducibility band."""
+    if result.counters is not None and baseline.counters is not None:
+        return count_ratio(baseline.counters, result.counters)
+    if result.measurement is None or baseline.measurement is None:
+        raise ValueError("speedup needs two timed or two counted results")
+    return median_ratio(baseline.measurement.samples_s, result.measurement.samples_s)
 
 
 def measure_models(models: Sequence[PreparedModel], device: DeviceProfile, policy: SamplingPolicy, *,
@@ -163,9 +209,10 @@ def measure_models(models: Sequence[PreparedModel], device: DeviceProfile, polic
     runs = runner.measure(models, policy, on_progress=on_progress, return_outputs=wanted,
                           profile_runs=BREAKDOWN_RUNS if breakdown else 0, check=check if wanted else None)
     results = [ProfileResult(model.identity, device, cost, run.measurement, run.environment, run.session,
-                             run.emulated, breakdown_of(model, run.node_profile) if breakdown and run.node_profile
-                             else None) for model, cost, run in zip(models, costs, runs)]
-    if calibration is None or not results:
+                             run.emulated, breakdown=breakdown_of(model, run.node_profile)
+                             if breakdown and run.node_profile else None, counters=run.counters)
+               for model, cost, run in zip(models, costs, runs)]
+    if calibration is None or not results or device.counted:
         return results
     return with_predictions(results, models, given or calibration.resolve(device, results[0].environment))
 

@@ -443,3 +443,14 @@ def test_src_layout_and_a_package_found_elsewhere(tmp_path, monkeypatch):
         for name in [n for n in sys.modules if n == "srcpkg" or n.startswith("srcpkg.")]:
             del sys.modules[name]
     assert worktrees(repo) == 1
+
+
+def test_a_threshold_below_the_default_minimum_effect_lowers_it_instead_of_refusing():
+    result = invoke("regress", TINY, "--against", TINY, "--input-shape", "1,3,8,8", "--threshold", "1%", "--budget",
+                    "0.3", "--format", "json")
+    assert result.exit_code == 0, result.output
+    settings = json.loads(result.stdout)["settings"]
+    assert (settings["threshold"], settings["min_effect"]) == (0.01, 0.01)
+    given = invoke("regress", TINY, "--against", TINY, "--input-shape", "1,3,8,8", "--threshold", "1%",
+                   "--min-effect", "2%", "--no-latency")
+    assert given.exit_code == 2 and "--min-effect 2.0% is above --threshold 1.0%" in given.stderr

@@ -19,9 +19,10 @@ from ..devices import DeviceProfile
 from ..errors import UsageError
 from ..files import read_json, write_json_atomic
 from ..measure.sampling import SamplingPolicy
+from ..measure.stats import Measurement
 from ..models import ModelRef, resolve_model
 from ..prepared import PreparedModel
-from ..runners.base import Progress
+from ..runners.base import Progress, RunResult
 from ..runners.lookup import runner_for
 from .calibration import (Calibration, calibrations_dir, fingerprint, layout_of, new_calibration, save_calibration,
                           stored_path)
@@ -86,6 +87,9 @@ def measure_records(device: DeviceProfile, design: Design, policy: SamplingPolic
     `partial_path` after every batch."""
     if device.backend != "onnxruntime":
         raise UsageError(f"calibrate uses onnxruntime's profiler; device {device.name} runs {device.backend}")
+    if device.counted:
+        raise UsageError(f"calibrate times kernels; device {device.name} counts instructions instead (calibrate the "
+                         "device it counts for, without a counter)")
     runner = runner_for(device)
     partial = partial_path(device, design)
     done, environment = _load_partial(partial, design) if resume else ({}, None)
@@ -115,11 +119,11 @@ def measure_records(device: DeviceProfile, design: Design, policy: SamplingPolic
                 status("the environment changed since the partial calibration; starting again")
                 done = {}
             environment, emulated = measured_in, runs[0].emulated
-            reference_samples = runs[-1].measurement.samples_s
+            reference_samples = _timed(runs[-1]).samples_s
             for case, run in zip(batch, runs):
                 if run.node_profile is None:
                     raise UsageError(f"device {device.name} returned no kernel profile for {case.name}")
-                done[case.name] = record_of(case.name, case.group, run.node_profile, run.measurement.samples_s,
+                done[case.name] = record_of(case.name, case.group, run.node_profile, _timed(run).samples_s,
                                             reference_samples)
             finished = len(done)
             write_json_atomic(partial, {"schema": f"{PARTIAL_SCHEMA}/{PARTIAL_VERSION}", "design": design.digest,
@@ -147,6 +151,12 @@ def measured_peaks(records: Sequence[GraphRecord], reference_us: float) -> Peaks
     if not madd_rates or not memory:
         raise UsageError("the calibration has no peak graphs (peak/matmul, peak/bandwidth); use a shipped design")
     return Peaks(max(madd_rates), memory, max(cache + [memory]))
+
+
+def _timed(run: RunResult) -> Measurement:
+    if run.measurement is None:  # only a counted device answers without timings, and it is refused before
+        raise UsageError("the device answered with counts, not timings")
+    return run.measurement
 
 
 def calibrate(device: DeviceProfile, design: Design, policy: SamplingPolicy, *, on_progress: Progress = None,

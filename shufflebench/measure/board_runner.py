@@ -27,6 +27,13 @@ Request (all keys but "model" optional)::
      "return_outputs": false,        # true: outputs as base64 of little-endian float32, with shape
      "io_binding": false,            # true: inputs and outputs bound on CUDA device 0 (CUDA provider)
      "profile_runs": 0}              # > 0: that many extra runs under onnxruntime's profiler (per-kernel time)
+
+Counted requests (`count_many`): ``{"interleaved": [requests], "policy": {...}, "count": {...}}`` where "count" is
+``{"runs": 3, "warmup": 1, "marker": {"kind": "callgrind", "library": "path/to/callgrind_marker.so"}}`` or
+``{..., "marker": {"kind": "syscall"}}``. Nothing is timed: each model runs "warmup" inferences, then "runs"
+inferences each between two markers that the counting tool around this process sees (valgrind's callgrind, or the
+qemu plugin; see `Marker`). The answer per model is the one above without samples, with ``"counted": {"runs",
+"warmup"}``; the counts themselves are read by the host from the tool's files.
 """
 
 from __future__ import annotations
@@ -54,6 +61,10 @@ OPTIMIZATION_LEVELS = {
     "basic": "ORT_ENABLE_BASIC",
     "disabled": "ORT_DISABLE_ALL",
 }
+
+# The lseek offset the qemu plugin (shufflebench/counters/insn_count.c) takes for a marker, with descriptor -1.
+MARKER_OFFSET = 0x53484655464C
+MARKER_KINDS = ("callgrind", "syscall")
 
 ERROR_KINDS = ("bad_request", "missing_onnxruntime", "missing_provider", "load_failed", "run_failed")
 
@@ -159,6 +170,29 @@ def validate_request(request) -> dict:
     return out
 
 
+def validate_count(count) -> dict:
+    """Check the "count" part of a counted request (module docstring); returns it with defaults filled in.
+
+    Raises ValueError with a one-line message naming the bad key and what is allowed.
+    """
+    if not isinstance(count, dict):
+        raise ValueError(f"request count={count!r} is not a mapping of runs, warmup and marker")
+    unknown = sorted(set(count) - {"runs", "warmup", "marker"})
+    if unknown:
+        raise ValueError(f"request count key {unknown[0]!r} is unknown; allowed: marker, runs, warmup")
+    out = {"runs": 3, "warmup": 1, **count}
+    for key, least in (("runs", 1), ("warmup", 0)):
+        value = out[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise ValueError(f"request count {key}={value!r} is not an integer >= {least}")
+    marker = out.get("marker")
+    if not isinstance(marker, dict) or marker.get("kind") not in MARKER_KINDS:
+        raise ValueError(f"request count marker={marker!r}; allowed kinds: {', '.join(MARKER_KINDS)}")
+    if marker["kind"] == "callgrind" and not isinstance(marker.get("library"), str):
+        raise ValueError("request count marker of kind callgrind needs the path of its library")
+    return out
+
+
 def make_inputs(specs: dict, seed: int) -> dict:
     """Seeded random arrays for ``{name: {"shape": [...], "dtype": ...}}``, bit-identical on every platform.
 
@@ -250,7 +284,7 @@ class OpenModel:
             self.run_once = lambda: session.run(self.output_names, feeds)
 
 
-def _session_options(ort, request: dict):
+def _session_options(ort, request: dict, counting: bool = False):
     options = ort.SessionOptions()
     # One thread pool for the ops (intra-op) and strictly sequential graph execution: the parallelism measured is
     # the one the request names, not whatever onnxruntime chooses on this board.
@@ -261,6 +295,8 @@ def _session_options(ort, request: dict):
         ort.GraphOptimizationLevel, OPTIMIZATION_LEVELS[request["graph_optimization_level"]]
     )
     options.log_severity_level = 3  # errors only: warnings would bury the result in stderr noise
+    if counting:  # no thread may spin on its own while instructions are counted
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 
@@ -272,8 +308,9 @@ def _create_session(ort, request: dict, options):
         raise RunnerError("load_failed", f"onnxruntime cannot load the model: {_one_line(exc)}")
 
 
-def open_model(request: dict) -> OpenModel:
-    """Validate ``request``, load its model with the requested session options and make its seeded inputs."""
+def open_model(request: dict, counting: bool = False) -> OpenModel:
+    """Validate ``request``, load its model with the requested session options and make its seeded inputs
+    (``counting``: with the session settings of a counted run, see `_session_options`)."""
     try:
         request = validate_request(request)
     except ValueError as exc:
@@ -289,7 +326,7 @@ def open_model(request: dict) -> OpenModel:
             f"available: {', '.join(available)}",
         )
     load_start = time.perf_counter()
-    session = _create_session(ort, request, _session_options(ort, request))
+    session = _create_session(ort, request, _session_options(ort, request, counting))
     load_s = time.perf_counter() - load_start
     specs = _model_inputs(session, request["inputs"])
     return OpenModel(request, ort, session, specs, make_inputs(specs, request["seed"]), load_s)
@@ -313,12 +350,13 @@ def _first_outputs(models: list, check) -> list:
     return outputs
 
 
-def _result(model: OpenModel, samples, outputs) -> dict:
-    """The JSON-able answer for one measured model (see `run`)."""
+def _result(model: OpenModel, samples, outputs, counted=None) -> dict:
+    """The JSON-able answer for one measured model (see `run`), or for one counted model (``samples`` None,
+    ``counted`` = {"runs", "warmup"})."""
     request, session = model.request, model.session
     names = [p if isinstance(p, str) else p[0] for p in request["providers"]]
     result: dict = {"schema": SCHEMA}
-    result.update(samples.to_dict())
+    result.update(samples.to_dict() if samples is not None else {"counted": counted})
     result.update(
         {
             "load_s": model.load_s,
@@ -403,6 +441,95 @@ def _alternate(first, second):
     return run_once
 
 
+class Marker:
+    """Where a counted inference starts and ends, said to the counting tool around this process.
+
+    ``callgrind``: client requests through the marker library (callgrind_marker.c, loaded with ctypes):
+    instrumentation on before the warm-up, counters zeroed at `start`, dumped at `stop`, instrumentation off at
+    `finish`. ``syscall``: ``lseek(-1, MARKER_OFFSET, SEEK_SET)`` at `start` and at `stop`, which the qemu plugin
+    records (the kernel only answers EBADF). Either way the markers' own cost is measured once by `count_many`
+    (an empty region) and taken off on the host.
+    """
+
+    def __init__(self, spec: dict):
+        self.kind = spec["kind"]
+        self._library = None
+        if self.kind == "callgrind":
+            import ctypes
+
+            try:
+                self._library = ctypes.CDLL(spec["library"])
+            except OSError as exc:
+                raise RunnerError("bad_request", f"cannot load the callgrind marker library: {_one_line(exc)}")
+
+    def _call(self, name: str) -> None:
+        if self._library is not None:
+            getattr(self._library, name)()
+
+    def instrument(self) -> None:
+        self._call("shufflebench_instrument")
+
+    def start(self) -> None:
+        if self.kind == "syscall":
+            self._syscall()
+        self._call("shufflebench_zero")
+
+    def stop(self) -> None:
+        if self.kind == "syscall":
+            self._syscall()
+        self._call("shufflebench_dump")
+
+    def finish(self) -> None:
+        self._call("shufflebench_finish")
+
+    @staticmethod
+    def _syscall() -> None:
+        try:
+            os.lseek(-1, MARKER_OFFSET, os.SEEK_SET)
+        except OSError:
+            pass
+
+
+def count_many(requests: list, policy_fields: dict, count: dict, check=None) -> list:
+    """Run several models for a counting tool to count (module docstring, "Counted requests"): no timing.
+
+    The models are opened, the markers switched on and one empty region marked (the markers' own cost); then each
+    model in turn runs ``warmup`` inferences and ``runs`` marked ones. Its first run's outputs are returned when
+    asked (and given to ``check``, as in `run_many`, after counting). One thread; inputs seeded as for timing.
+    """
+    try:
+        count = validate_count(count)
+    except ValueError as exc:
+        raise RunnerError("bad_request", str(exc))
+    models = [open_model(dict(r, policy=policy_fields) if isinstance(r, dict) else r, counting=True)
+              for r in requests]
+    marker = Marker(count["marker"])
+    outputs: list = []
+    try:
+        marker.instrument()
+        marker.start()
+        marker.stop()
+        for model in models:
+            runs = [model.run_once() for _ in range(count["warmup"])]
+            for _ in range(count["runs"]):
+                marker.start()
+                value = model.run_once()
+                marker.stop()
+                runs.append(value)
+            # The outputs of the model's first run: a run for them alone would cost as much as a counted one.
+            outputs.append(runs[0] if model.request["return_outputs"] else None)
+    except Exception as exc:
+        raise RunnerError("run_failed", f"onnxruntime failed running the model: {_one_line(exc)}")
+    finally:
+        marker.finish()
+    if check is not None:
+        for index, values in enumerate(outputs):
+            if values is not None:
+                check(index, dict(zip(models[index].output_names, values)))
+    counted = {"runs": count["runs"], "warmup": count["warmup"]}
+    return [_result(m, None, out, counted) for m, out in zip(models, outputs)]
+
+
 def profile_nodes(model: OpenModel, runs: int) -> dict:
     """Per-kernel time from onnxruntime's profiler, in a second session with the same options.
 
@@ -480,9 +607,13 @@ def _bound_run(ort, session, feeds: dict, output_names: list):
 
 
 def handle(request) -> tuple:
-    """`run` (or `run_many` for ``{"interleaved": [requests], "policy": {...}}``, answered as ``{"results": [...]}``)
-    with every failure turned into an error object: returns ``(json_able_dict, exit_status)``."""
+    """`run` (or `run_many` for ``{"interleaved": [requests], "policy": {...}}``, or `count_many` when "count" is
+    there too, answered as ``{"results": [...]}``) with every failure turned into an error object: returns
+    ``(json_able_dict, exit_status)``."""
     try:
+        if isinstance(request, dict) and "count" in request:
+            answers = count_many(request.get("interleaved", []), request.get("policy", {}), request["count"])
+            return {"schema": SCHEMA, "results": answers}, 0
         if isinstance(request, dict) and "interleaved" in request:
             return {"schema": SCHEMA, "results": run_many(request["interleaved"], request.get("policy", {}))}, 0
         return run(request), 0

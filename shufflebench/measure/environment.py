@@ -162,6 +162,25 @@ def _package_version(name: str) -> str | None:
         return None
 
 
+def cpu_isa() -> str:
+    """The vector extension onnxruntime's CPU kernels are chosen for: ``avx512``, ``avx2``, ``sse`` on x86,
+    ``neon`` on ARM, else the machine name (it decides the NCHWc block size at ORT_ENABLE_ALL)."""
+    flags: set = set()
+    for key, value in _cpuinfo_fields(_read("/proc/cpuinfo")):
+        if key in ("flags", "Features"):
+            flags = set(value.split())
+            break
+    if "avx512f" in flags:
+        return "avx512"
+    if "avx2" in flags and "fma" in flags:
+        return "avx2"
+    if "sse4_1" in flags or "sse2" in flags:
+        return "sse"
+    if "asimd" in flags or "neon" in flags:
+        return "neon"
+    return platform.machine()
+
+
 def oversubscription_warning(threads: int | None, available: int | None) -> str | None:
     """One-line warning when `threads` intra-op threads exceed the `available` cores, else None.
 

@@ -21,24 +21,29 @@ _CHUNK = 50
 
 @dataclass(frozen=True)
 class Ratio:
-    """``estimate = median(numerator) / median(denominator)`` and its confidence interval ``[low, high]``."""
+    """``estimate = median(numerator) / median(denominator)`` and its confidence interval ``[low, high]``.
+
+    counted: a ratio of counts (`counters.figures.count_ratio`), not of timings: ``[low, high]`` is then the
+    counters' reproducibility band, not a statistical interval.
+    """
 
     estimate: float
     low: float
     high: float
     confidence: float
     paired: bool
+    counted: bool = False
 
     def to_dict(self) -> dict:
-        """Plain JSON-able data: the estimate, its interval as ``ci``, confidence and pairing."""
+        """Plain JSON-able data: the estimate, its interval as ``ci``, confidence, pairing and whether counted."""
         return {"estimate": self.estimate, "ci": [self.low, self.high], "confidence": self.confidence,
-                "paired": self.paired}
+                "paired": self.paired, "counted": self.counted}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Ratio":
         """Inverse of `to_dict`."""
         return cls(float(data["estimate"]), float(data["ci"][0]), float(data["ci"][1]), float(data["confidence"]),
-                   bool(data["paired"]))
+                   bool(data["paired"]), bool(data.get("counted", False)))
 
 
 def block_length(n: int) -> int:

@@ -1,4 +1,5 @@
-"""`baseline save`: the exact proxies of models (and optionally their latency) stored with the environment, for CI."""
+"""`baseline save`: the exact proxies of models (and optionally their latency, or on a counted device their counts)
+stored with the environment, for CI."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from ..check import Thresholds
 from ..devices import DeviceProfile
+from ..errors import UsageError
 from ..measure.environment import capture
 from ..measure.sampling import SamplingPolicy
 from ..prepared import PreparedModel
@@ -20,12 +22,24 @@ def save_models_baseline(models: Sequence[PreparedModel], output: Path, *, thres
                          status: Optional[Callable[[str], None]] = None,
                          on_progress: Progress = None) -> dict[str, Any]:
     """Count every model's exact proxies and write the baseline file; with ``policy``, also measure each model on
-    ``device`` alone (a stored latency is later compared with a measurement of the candidate alone). Returns what
-    was written. Ctrl-C writes nothing (a baseline is a contract: half of one would fail every later gate)."""
+    ``device`` alone (a stored latency is later compared with a measurement of the candidate alone). On a counted
+    ``device`` the models are counted instead (all in one process) and their per-inference counts stored, so
+    `regress --baseline` judges a candidate without counting the baseline again. Returns what was written. Ctrl-C
+    writes nothing (a baseline is a contract: half of one would fail every later gate)."""
     records = [model_proxies(model, thresholds) for model in models]
-    measured = {}
+    measured, counted = {}, {}
     environment = None
-    if policy is not None:
+    if device.counted:
+        if policy is not None:
+            raise UsageError(f"--latency times models; {device.name} counts them, and baseline save on it stores "
+                             "the counts without --latency")
+        if status is not None:
+            status(f"counting {len(models)} model{'s' if len(models) != 1 else ''} on {device.name}")
+        results = profile_stage.measure_models(models, device, SamplingPolicy(), on_progress=on_progress)
+        counted = {model.label: result.counters.to_dict() for model, result in zip(models, results)
+                   if result.counters is not None}
+        environment = results[0].environment if results else None
+    elif policy is not None:
         for model in models:
             if status is not None:
                 status(f"measuring {model.label}")
@@ -33,12 +47,13 @@ def save_models_baseline(models: Sequence[PreparedModel], output: Path, *, thres
             if result.interrupted:
                 # A stored latency is compared with later runs as if complete: an interrupted one is not stored.
                 raise KeyboardInterrupt
-            measured[model.label] = result.measurement.to_dict()
+            measured[model.label] = result.timed.to_dict()
             environment = result.environment
     if environment is None:
         environment = capture(threads=device.threads, provider=device.provider,
                               optimization_level=device.optimization_level)
     data = baseline_data(records, thresholds=thresholds, environment=environment,
-                         device=device if policy is not None else None, latency=measured or None)
+                         device=device if policy is not None or device.counted else None,
+                         latency=measured or None, counters=counted or None)
     save_baseline(output, data)
     return data

@@ -143,6 +143,16 @@ class Decision:
         }
 
 
+def verdict_of(lo: float, hi: float, min_effect: float) -> str:
+    """`SLOWER` when ``lo > 1 + min_effect``, `FASTER` when ``hi < 1 / (1 + min_effect)``, else `NO_CHANGE`: the
+    verdict on a ratio known to lie in ``[lo, hi]`` (a confidence interval, or an exact ratio with lo = hi)."""
+    if lo > 1 + min_effect:
+        return SLOWER
+    if hi < 1 / (1 + min_effect):
+        return FASTER
+    return NO_CHANGE
+
+
 def minimum_detectable_effect(se_log: float, confidence: float = DEFAULT_CONFIDENCE, power: float = POWER) -> float:
     """Smallest true change (fraction) an interval at ``confidence`` excludes "no change" for, with ``power``."""
     normal = NormalDist()
@@ -179,12 +189,7 @@ def decide(candidate_s: Sequence[float], baseline_s: Sequence[float], *, thresho
     se_log = float(np.std(logs, ddof=1))
     mde = minimum_detectable_effect(se_log, confidence)
 
-    if lo > 1 + min_effect:
-        verdict = SLOWER
-    elif hi < 1 / (1 + min_effect):
-        verdict = FASTER
-    else:
-        verdict = NO_CHANGE
+    verdict = verdict_of(lo, hi, min_effect)
     regression = verdict == SLOWER and lo > 1 + threshold
 
     warnings = []

@@ -9,9 +9,14 @@ Two kinds of evidence, kept apart because they fail differently:
   interleaved (`profile.measure_models`: sample ``i`` of both from round ``i``) and `decide` turns the paired
   timings into a verdict. A latency stored in a baseline file is used only when the file's environment fingerprint
   equals this run's, and then with a warning (unpaired, so drift between the two runs counts as change).
+* on a counted device nothing is timed: per-inference counts are compared with a tolerance (`counted`), both
+  counted in this run or the candidate's against counts stored in a baseline file (compared where the counting
+  context, i.e. tool, onnxruntime, CPU model or instruction set and simulated caches, is the same), so a pull
+  request is judged without running the base revision.
 
 Exit code (`outcome`): 1 when a latency verdict is a regression (the whole confidence interval of the ratio above
-``1 + threshold``), or when proxies are strict and any exact proxy changed; 0 otherwise. Usage and setup errors
+``1 + threshold``), a counted verdict is one (the count grew by more than the threshold), or when proxies are
+strict and any exact proxy changed; 0 otherwise. Usage and setup errors
 never get here: they leave as `UsageError`/`SetupError` (exit code 2).
 """
 
@@ -22,6 +27,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 from ..check import Thresholds
+from ..counters.figures import Counters
 from ..devices import DeviceProfile
 from ..errors import UsageError
 from ..measure.environment import capture
@@ -31,6 +37,7 @@ from ..prepared import PreparedModel
 from .. import profile as profile_stage  # by module, so a test can stand in a fake measurement
 from ..runners.base import Progress
 from . import decide as decide_mod
+from .counted import CountJudgement, context_difference, judge_counts
 from .proxies import (
     Change,
     compare_records,
@@ -101,12 +108,14 @@ class GateEntry:
     changes: tuple[Change, ...] = ()
     latency: LatencyJudgement | None = None
     latency_skipped: str | None = None
+    counts: CountJudgement | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"candidate": self.candidate, "candidate_short": self.candidate_short, "baseline": self.baseline,
                 "baseline_short": self.baseline_short, "proxies": self.proxies,
                 "changes": [c.to_dict() for c in self.changes],
-                "latency": self.latency.to_dict() if self.latency else None, "latency_skipped": self.latency_skipped}
+                "latency": self.latency.to_dict() if self.latency else None, "latency_skipped": self.latency_skipped,
+                "counts": self.counts.to_dict() if self.counts else None}
 
 
 @dataclass(frozen=True)
@@ -149,6 +158,8 @@ class RegressResult:
     def outcome(self) -> Outcome:
         reasons = [f"latency of {entry.candidate}: {entry.latency.decision.describe()}" for entry in self.models
                    if entry.latency and entry.latency.decision.regression]
+        reasons += [f"counts of {entry.candidate}: {entry.counts.decision.describe()}" for entry in self.models
+                    if entry.counts and entry.counts.decision.regression]
         if self.settings.proxies == "strict" and self.changes:
             count = len(self.changes)
             reasons.append(f"exact proxies: {count} change{'s' if count != 1 else ''} (--proxies strict)")
@@ -184,11 +195,22 @@ def _judge(settings: GateSettings, candidate_s: Sequence[float], baseline_s: Seq
 
 
 def measure_pair(candidate: PreparedModel, baseline: PreparedModel, device: DeviceProfile, policy: SamplingPolicy,
-                 settings: GateSettings, *, on_progress: Progress = None) -> tuple[LatencyJudgement, dict[str, Any]]:
-    """Measure both models interleaved on ``device`` and judge them: ``(judgement, environment)``."""
+                 settings: GateSettings, *,
+                 on_progress: Progress = None) -> tuple[LatencyJudgement | CountJudgement, dict[str, Any]]:
+    """Measure both models interleaved on ``device`` (or count both, on a counted device) and judge them:
+    ``(judgement, environment)``."""
     cand, base = profile_stage.measure_models([candidate, baseline], device, policy, on_progress=on_progress)
-    decision = _judge(settings, cand.measurement.samples_s, base.measurement.samples_s, paired=True)
-    return LatencyJudgement("interleaved", decision, cand.measurement, base.measurement), cand.environment
+    if cand.counters is not None and base.counters is not None:
+        decision = judge_counts(cand.counters, base.counters, settings.threshold)
+        return CountJudgement("counted", decision, cand.counters, base.counters), cand.environment
+    latency = _judge(settings, cand.timed.samples_s, base.timed.samples_s, paired=True)
+    return LatencyJudgement("interleaved", latency, cand.timed, base.timed), cand.environment
+
+
+def _judged(entry: GateEntry, judgement: LatencyJudgement | CountJudgement) -> GateEntry:
+    if isinstance(judgement, CountJudgement):
+        return replace(entry, counts=judgement)
+    return replace(entry, latency=judgement)
 
 
 @contextmanager
@@ -251,15 +273,20 @@ def _regress(candidates: Sequence[PreparedModel], device: DeviceProfile, policy:
         models, changes, notes = _against_live(candidates[0], against, thresholds, here, status)
 
     if settings.latency and against is not None:
-        status(f"measuring {candidates[0].label} against {against.label} on {device.name}, interleaved")
+        how = "counting both" if device.counted else "interleaved"
+        status(f"measuring {candidates[0].label} against {against.label} on {device.name}, {how}")
         judgement, environment = measure_pair(candidates[0], against, device, policy, settings,
                                               on_progress=on_progress)
         emulated = bool(environment.get("emulated"))
-        entry = replace(models[0], latency=judgement)
+        entry = _judged(models[0], judgement)
         if baseline is not None:
             entry = replace(entry, baseline=f"{against.label} (latency); {entry.baseline} (proxies)",
                             baseline_short=f"{against.short_label} (latency); {entry.baseline_short} (proxies)")
         models[0] = entry
+    elif settings.latency and baseline is not None and device.counted:
+        models, environment = _stored_counts(models, candidates, baseline, device, policy, settings, status,
+                                             on_progress)
+        emulated = bool(environment and environment.get("emulated"))
     elif settings.latency and baseline is not None:
         models, environment = _stored_latency(models, candidates, baseline, device, policy, settings, warnings,
                                               status, on_progress)
@@ -340,10 +367,48 @@ def _stored_latency(models: list[GateEntry], candidates: Sequence[PreparedModel]
                 f"run's {fingerprint} (another machine or other software); use --against to measure both here")))
             continue
         base = Measurement.from_dict(stored[model.label])
-        decision = _judge(settings, result.measurement.samples_s, base.samples_s, paired=False)
-        judged.append(replace(entry, latency=LatencyJudgement("stored", decision, result.measurement, base)))
+        decision = _judge(settings, result.timed.samples_s, base.samples_s, paired=False)
+        judged.append(replace(entry, latency=LatencyJudgement("stored", decision, result.timed, base)))
         note = ("latency compared with a measurement stored in the baseline file (same environment fingerprint, "
                 "not interleaved): drift between the two runs counts as change")
         if note not in warnings:
             warnings.append(note)
+    return judged, environment
+
+
+def _stored_counts(models: list[GateEntry], candidates: Sequence[PreparedModel], baseline: dict[str, Any],
+                   device: DeviceProfile, policy: SamplingPolicy, settings: GateSettings,
+                   status: Callable[[str], None],
+                   on_progress: Progress) -> tuple[list[GateEntry], dict[str, Any] | None]:
+    """Judge candidates against counts stored in the baseline file (all candidates counted in one process), where
+    the file's counting context is this run's."""
+    stored = baseline.get("counters") or {}
+    stored_device = (baseline.get("device") or {}).get("name")
+    skipped: dict[str, str] = {}
+    for model in candidates:
+        if model.label not in stored:
+            skipped[model.label] = "the baseline file stores no counts for this model"
+        elif stored_device != device.name:
+            skipped[model.label] = f"the stored counts were made on device {stored_device}, this run uses {device.name}"
+    wanted = [model for model in candidates if model.label not in skipped]
+    results = {}
+    if wanted:
+        status(f"counting {len(wanted)} model{'s' if len(wanted) != 1 else ''} on {device.name}")
+        results = {model.label: result for model, result in
+                   zip(wanted, profile_stage.measure_models(wanted, device, policy, on_progress=on_progress))}
+    judged = []
+    for model, entry in zip(candidates, models):
+        result = results.get(model.label)
+        if result is None or result.counters is None:
+            judged.append(replace(entry, latency_skipped=skipped.get(model.label, "not counted")))
+            continue
+        base = Counters.from_dict(stored[model.label])
+        why = context_difference(base.context, result.counters.context)
+        if why is not None:
+            judged.append(replace(entry, latency_skipped=f"stored counts not used: made with {why} (baseline vs "
+                                                         "here); use --against or --against-rev to count both here"))
+            continue
+        decision = judge_counts(result.counters, base, settings.threshold)
+        judged.append(replace(entry, counts=CountJudgement("stored", decision, result.counters, base)))
+    environment = next(iter(results.values())).environment if results else None
     return judged, environment

@@ -15,7 +15,8 @@ in a counter), never luck:
   comparison uses the baseline's).
 
 A baseline file (schema ``shufflebench.baseline/1``) holds one record per model, the environment it was made in, an
-environment fingerprint, and optionally measured latencies (used by `regress` only where the fingerprint matches).
+environment fingerprint, and optionally measured latencies (used by `regress` only where the fingerprint matches)
+or, made on a counted device, per-inference counts under ``counters`` (used where the counting context matches).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from ..check import Thresholds, check
 from ..devices import DeviceProfile
 from ..errors import UsageError
 from ..files import read_json, write_json_atomic
+from ..measure.environment import cpu_isa
 from ..prepared import PreparedModel
 
 BASELINE_PREFIX = "shufflebench.baseline"
@@ -51,30 +53,6 @@ _RECORD_KEYS = ("label", "flops_madd", "params", "mac_elements", "mac_bytes", "k
 _FINGERPRINT_ENV = ("machine", "system", "kernel", "cpu_model", "logical_cores", "available_cores", "governor",
                     "emulated", "qemu_cpu", "python", "versions", "thread_env", "gpu")
 _FINGERPRINT_DEVICE = ("name", "kind", "backend", "provider", "threads", "batch", "location", "optimization_level")
-
-
-def cpu_isa() -> str:
-    """The vector extension onnxruntime's CPU kernels are chosen for: ``avx512``, ``avx2``, ``sse`` on x86,
-    ``neon`` on ARM, else the machine name (it decides the NCHWc block size at ORT_ENABLE_ALL)."""
-    flags: set[str] = set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                key, _, value = line.partition(":")
-                if key.strip() in ("flags", "Features"):
-                    flags = set(value.split())
-                    break
-    except OSError:
-        pass
-    if "avx512f" in flags:
-        return "avx512"
-    if "avx2" in flags and "fma" in flags:
-        return "avx2"
-    if "sse4_1" in flags or "sse2" in flags:
-        return "sse"
-    if "asimd" in flags or "neon" in flags:
-        return "neon"
-    return platform.machine()
 
 
 def kernel_context() -> dict[str, Any]:
@@ -203,9 +181,11 @@ def environment_fingerprint(environment: dict[str, Any], device: DeviceProfile |
 
 
 def baseline_data(records: list[dict[str, Any]], *, thresholds: Thresholds, environment: dict[str, Any],
-                  device: DeviceProfile | None = None, latency: dict[str, Any] | None = None) -> dict[str, Any]:
+                  device: DeviceProfile | None = None, latency: dict[str, Any] | None = None,
+                  counters: dict[str, Any] | None = None) -> dict[str, Any]:
     """A baseline file's content. ``latency`` maps a model label to `Measurement.to_dict()` (measured on
-    ``device``); without it the file holds exact proxies only."""
+    ``device``), ``counters`` to `Counters.to_dict()` (counted on ``device``); without them the file holds exact
+    proxies only."""
     labels = [r["label"] for r in records]
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:
@@ -221,6 +201,8 @@ def baseline_data(records: list[dict[str, Any]], *, thresholds: Thresholds, envi
     }
     if latency:
         data["latency"] = latency
+    if counters:
+        data["counters"] = counters
     return data
 
 

@@ -20,7 +20,7 @@ from ..models import ModelRef, resolve_model, resolve_models
 from ..options import VariantOptions
 from ..prepared import PreparedModel, prepare
 from ..runners.base import Progress
-from . import decide
+from . import counted, decide
 from .gate import GateSettings, RegressResult, Status, regress
 from .proxies import load_baseline
 
@@ -31,7 +31,9 @@ class RegressRequest:
 
     candidates: model arguments (empty: every model of the baseline file). against: a model measured with the
     candidate. against_rev: a git revision; the candidate's (or ``against``'s) ``package.module:callable`` as it was
-    there. baseline: a baseline file. zoo: every registered model as candidates. threshold, min_effect: fractions.
+    there. baseline: a baseline file. zoo: every registered model as candidates. threshold, min_effect: fractions
+    (threshold None: 5% for latency, 0.5% on a counted device; min_effect None: 2%, or the threshold where that is
+    lower).
     proxies: "strict" or "report" (None: strict with a baseline file, report otherwise). latency: judge latency.
     """
 
@@ -41,8 +43,8 @@ class RegressRequest:
     baseline: Path | None = None
     zoo: bool = False
     options: VariantOptions = field(default_factory=VariantOptions)
-    threshold: float = decide.DEFAULT_THRESHOLD
-    min_effect: float = decide.DEFAULT_MIN_EFFECT
+    threshold: float | None = None
+    min_effect: float | None = None
     proxies: str | None = None
     latency: bool = True
 
@@ -90,8 +92,14 @@ def run_regress(request: RegressRequest, device: DeviceProfile, policy: Sampling
         refs = [ref_from_record(record) for record in stored["models"]]
     else:
         raise UsageError("no candidate model given")
+    threshold = request.threshold
+    if threshold is None:
+        threshold = counted.DEFAULT_THRESHOLD if device.counted else decide.DEFAULT_THRESHOLD
+    min_effect = request.min_effect
+    if min_effect is None:
+        min_effect = min(decide.DEFAULT_MIN_EFFECT, threshold)  # a regression must be a change at all
     settings = GateSettings(
-        threshold=request.threshold, min_effect=request.min_effect,
+        threshold=threshold, min_effect=min_effect,
         proxies=request.proxies or ("strict" if stored is not None else "report"),
         latency=request.latency and (request.against is not None or request.against_rev is not None
                                      or stored is not None))

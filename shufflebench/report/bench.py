@@ -26,7 +26,7 @@ def _zoo_table(zoo: tuple[ProfileResult, ...]) -> list[str]:
     lines = ["| model | multiply-adds | params | MAC deployed | median latency | throughput | achieved MAdd/s |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for result in zoo:
-        m = result.measurement
+        m = result.timed
         pm = f" ±{(m.ci95[1] - m.ci95[0]) / 2 / m.median:.1%}" if m.ci95 else ""
         lines.append(f"| {result.model.short_label} | {si(result.cost.flops_madd)} | {si(result.cost.params)} | "
                      f"{binary_bytes(result.cost.mac_bytes['deployed'])} | {m.median * 1e3:.3f} ms{pm} | "
@@ -50,7 +50,7 @@ def _speedup_summary(comparison: Comparison) -> list[str]:
     if 0.5 in by_width and 2.0 in by_width:
         small, big = by_width[0.5].result, by_width[2.0].result
         theory = big.cost.flops_madd / small.cost.flops_madd
-        actual = big.measurement.median / small.measurement.median
+        actual = big.timed.median / small.timed.median
         paper_small, paper_big = (latency_for(r.model.name, r.model.variant) for r in (small, big))
         madd_small, madd_big = (_paper_madd(r.model.name, r.model.variant) for r in (small, big))
         rule = claim("table8_rule")
@@ -100,7 +100,7 @@ def plot_zoo(zoo: tuple[ProfileResult, ...], path: Path) -> Path:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for result in zoo:
-        madd, median_ms = result.cost.flops_madd / 1e6, result.measurement.median * 1e3
+        madd, median_ms = result.cost.flops_madd / 1e6, result.timed.median * 1e3
         ax.scatter(madd, median_ms)
         ax.annotate(result.model.short_label, (madd, median_ms), fontsize=7, xytext=(3, 3), textcoords="offset points")
     ax.set(xscale="log", yscale="log", xlabel="multiply-adds (M)", ylabel="median latency (ms)",

@@ -10,13 +10,17 @@ from rich.table import Table
 from rich.text import Text
 
 from ..compare import ComparedModel, Comparison
+from ..counters.figures import CYCLES_FORMULA
 from ..errors import SetupError, UsageError
-from .banner import EMULATED, banners, banners_markdown
+from .banner import EMULATED, EMULATED_COUNTED, banners, banners_markdown
 from .breakdown import breakdown_markdown, render_breakdown
 from .units import binary_bytes, si
 
 HEADERS = ("model", "MAdd", "MAC dep.", "latency ms", "theory", "actual", "eff.", "paper")
 PREDICTED = "predicted ms"  # a column of its own when the models carry predictions
+#: Counted figures a comparison shows (figure, column of the count, column of the ratio), where measured.
+COUNTED_COLUMNS = (("instructions", "instructions", "by instr."), ("estimated_cycles", "est. cycles", "by cycles"))
+FOOTNOTE = "theory = multiply-add ratio; actual = latency ratio (± half its 95% CI); eff. = actual / theory"
 
 
 def _pm(value: float, low: float, high: float) -> str:
@@ -24,10 +28,36 @@ def _pm(value: float, low: float, high: float) -> str:
     return f" ±{(high - low) / 2 / value:.1%}" if value else ""
 
 
+def _counted_figures(comparison: Comparison) -> list[tuple[str, str, str]]:
+    """The `COUNTED_COLUMNS` every model of a counted comparison has (none for a timed one)."""
+    counters = [m.result.counters for m in comparison.models]
+    if any(c is None for c in counters):
+        return []
+    return [column for column in COUNTED_COLUMNS if all(c is not None and c.figure(column[0]) is not None
+                                                       for c in counters)]
+
+
 def _headers(comparison: Comparison) -> tuple[str, ...]:
-    if any(m.result.prediction for m in comparison.models):
-        return (*HEADERS[:4], PREDICTED, *HEADERS[4:])
-    return HEADERS
+    counted = _counted_figures(comparison)
+    if not counted:
+        return (*HEADERS[:4], PREDICTED, *HEADERS[4:]) if _predicted_column(comparison) else HEADERS
+    return ("model", "MAdd", "MAC dep.", *(c[1] for c in counted), "theory", *(c[2] for c in counted), "eff.",
+            "paper")
+
+
+def _footnote(comparison: Comparison) -> str:
+    counted = _counted_figures(comparison)
+    if not counted:
+        return FOOTNOTE
+    note = ("theory = multiply-add ratio; by instr. = ratio of instructions counted per inference; eff. = "
+            f"counted / theory, by {counted[-1][2].removeprefix('by ')}")
+    if len(counted) > 1:
+        note += f"; by cycles = ratio of estimated cycles ({CYCLES_FORMULA})"
+    return note
+
+
+def _predicted_column(comparison: Comparison) -> bool:
+    return any(m.result.prediction for m in comparison.models)
 
 
 def _predicted(model: ComparedModel) -> str:
@@ -38,48 +68,54 @@ def _predicted(model: ComparedModel) -> str:
     return f"{prediction.predicted_ms:.3f}{speedup}"
 
 
-def _row(comparison: Comparison, model: ComparedModel) -> tuple[str, ...]:
-    cells = _cells(model)
-    return (*cells[:4], _predicted(model), *cells[4:]) if len(_headers(comparison)) > len(HEADERS) else cells
+def _row(comparison: Comparison, model: ComparedModel, counted: list[tuple[str, str, str]]) -> tuple[str, ...]:
+    """A model's cells under `_headers`: counted columns, or latency with the predicted column where there is one."""
+    cells = _cells(model, counted)
+    if counted or not _predicted_column(comparison):
+        return cells
+    return (*cells[:4], _predicted(model), *cells[4:])
 
 
-def _cells(model: ComparedModel) -> tuple[str, ...]:
-    m = model.result.measurement
-    ci = m.ci95
+def _cells(model: ComparedModel, counted: list[tuple[str, str, str]]) -> tuple[str, ...]:
     speed = model.actual_speedup
     paper_text = "-"
     if model.paper:
         paper_text = f"{model.paper.latency_ms:g} ms"
         if model.paper.speedup_vs_baseline:
             paper_text += f" ({model.paper.speedup_vs_baseline:.1f}x)"
-    return (
-        model.result.model.short_label,
-        si(model.result.cost.flops_madd),
-        binary_bytes(model.result.cost.mac_bytes["deployed"]),
-        f"{m.median * 1e3:.3f}" + (_pm(m.median, *ci) if ci else ""),
-        f"{model.theoretical_speedup:.2f}x" if model.theoretical_speedup else "-",
-        f"{speed.estimate:.2f}x" + _pm(speed.estimate, speed.low, speed.high),
-        f"{model.efficiency:.2f}" if model.efficiency else "-",
-        paper_text,
-    )
+    theory = f"{model.theoretical_speedup:.2f}x" if model.theoretical_speedup else "-"
+    head = (model.result.model.short_label, si(model.result.cost.flops_madd),
+            binary_bytes(model.result.cost.mac_bytes["deployed"]))
+    tail = (f"{model.efficiency:.2f}" if model.efficiency else "-", paper_text)
+    counters = model.result.counters
+    if counters is not None and counted:
+        ratios = model.counted_speedups or {}
+        counts = tuple(si(counters.figure(name) or 0) for name, _, _ in counted)
+        speeds = tuple(f"{ratios[name]:.3f}x" if name in ratios else "-" for name, _, _ in counted)
+        return (*head, *counts, theory, *speeds, *tail)
+    m = model.result.timed
+    ci = m.ci95
+    return (*head, f"{m.median * 1e3:.3f}" + (_pm(m.median, *ci) if ci else ""), theory,
+            f"{speed.estimate:.2f}x" + _pm(speed.estimate, speed.low, speed.high), *tail)
 
 
 def render_compare(comparison: Comparison) -> Group:
     """Counts, latency and speedups against the baseline, with the papers' published figures."""
+    counted = _counted_figures(comparison)
     parts: list[Any] = [Text(f"on {comparison.device.name}; speedups against {comparison.baseline}", style="bold"),
-                        *banners(emulated=comparison.emulated, interrupted=comparison.interrupted)]
+                        *banners(emulated=comparison.emulated, interrupted=comparison.interrupted,
+                                 counted=bool(counted))]
     table = Table(show_header=True, header_style="bold")
     for i, header in enumerate(_headers(comparison)):
         table.add_column(header, justify="left" if i == 0 else "right", overflow="fold",
                          max_width=30 if i == 0 else None)
     for model in comparison.models:
-        table.add_row(*_row(comparison, model))
+        table.add_row(*_row(comparison, model, counted))
     parts.append(table)
     papers = {m.paper.source + " on " + m.paper.device for m in comparison.models if m.paper}
     for source in sorted(papers):
         parts.append(Text(f"paper: {source}", style="dim"))
-    parts.append(Text("theory = multiply-add ratio; actual = latency ratio (± half its 95% CI); eff. = actual / theory",
-                      style="dim"))
+    parts.append(Text(_footnote(comparison), style="dim"))
     parts += [Text(f"coverage of {m.result.model.short_label}: {m.result.cost.coverage.describe()}", style="yellow")
               for m in comparison.models if not m.result.cost.coverage.complete]
     parts += [Text(f"warning: {m.result.model.short_label}: {warning}", style="yellow")
@@ -94,13 +130,17 @@ def render_compare(comparison: Comparison) -> Group:
 
 def compare_markdown(comparison: Comparison) -> str:
     """The comparison as a Markdown table."""
-    lines = [f"Device `{comparison.device.name}`, speedups against `{comparison.baseline}`.", "",
-             *banners_markdown(emulated=comparison.emulated, interrupted=comparison.interrupted)]
+    counted = _counted_figures(comparison)
     headers = _headers(comparison)
+    lines = [f"Device `{comparison.device.name}`, speedups against `{comparison.baseline}`.", "",
+             *banners_markdown(emulated=comparison.emulated, interrupted=comparison.interrupted,
+                               counted=bool(counted))]
     lines.append("| " + " | ".join(headers) + " |")
     lines.append("| --- |" + " ---: |" * (len(headers) - 1))
     for model in comparison.models:
-        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in _row(comparison, model)) + " |")
+        cells = _row(comparison, model, counted)
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    lines += ["", _footnote(comparison)]
     text = "\n".join(lines) + "\n"
     for m in comparison.models:
         if m.result.breakdown is not None:
@@ -126,6 +166,18 @@ def _yerr(value: float, ci: Any) -> list[list[float]]:
     return [[max(0.0, value - ci[0])], [max(0.0, ci[1] - value)]]
 
 
+def _plotted(model: ComparedModel) -> tuple[float, list[float]]:
+    """The left panel's value and its interval: median latency (ms) with its 95% CI, or the primary counted figure
+    (millions) without one."""
+    counters = model.result.counters
+    if counters is not None:
+        value = (counters.figure(counters.primary) or 0) / 1e6
+        return value, [value, value]
+    m = model.result.timed
+    median_ms = m.median * 1e3
+    return median_ms, [x * 1e3 for x in m.ci95] if m.ci95 else [median_ms, median_ms]
+
+
 def check_plot_path(path: str | Path) -> Path:
     """The plot file, refused unless it ends in .png or .svg (checked before anything is measured)."""
     path = Path(path)
@@ -141,13 +193,11 @@ def plot_compare(comparison: Comparison, path: str | Path) -> Path:
     plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
     for model in comparison.models:
-        m, madd = model.result.measurement, model.result.cost.flops_madd / 1e6
-        median_ms = m.median * 1e3
-        ci = [x * 1e3 for x in m.ci95] if m.ci95 else [median_ms, median_ms]
-        left.errorbar(madd, median_ms, yerr=_yerr(median_ms, ci), fmt="o", capsize=3)
+        madd, (value, ci) = model.result.cost.flops_madd / 1e6, _plotted(model)
+        left.errorbar(madd, value, yerr=_yerr(value, ci), fmt="o", capsize=3)
         if model.result.prediction is not None:
             left.scatter(madd, model.result.prediction.predicted_ms, marker="x", color="k", zorder=3)
-        left.annotate(model.result.model.short_label, (madd, median_ms), fontsize=7, xytext=(3, 3),
+        left.annotate(model.result.model.short_label, (madd, value), fontsize=7, xytext=(3, 3),
                       textcoords="offset points")
         speed = model.actual_speedup
         if model.theoretical_speedup:
@@ -155,13 +205,19 @@ def plot_compare(comparison: Comparison, path: str | Path) -> Path:
                            fmt="o", capsize=3, label=model.result.model.short_label)
     limit = max([1.0] + [max(m.theoretical_speedup or 1, m.actual_speedup.high) for m in comparison.models])
     right.plot([0, limit * 1.1], [0, limit * 1.1], "k--", linewidth=0.8, label="y = x (multiply-adds tell all)")
-    left.set(xlabel="multiply-adds (M)", ylabel="median latency (ms)", title=f"latency on {comparison.device.name}"
-             + (" (x: predicted)" if any(m.result.prediction for m in comparison.models) else ""))
-    right.set(xlabel="theoretical speedup (multiply-adds)", ylabel="actual speedup (latency)",
+    counters = comparison.models[0].result.counters
+    what = counters.primary.replace("_", " ") if counters is not None else ""
+    if counters is not None:
+        left.set(ylabel=f"{what} per inference (M)", title=f"counted on {comparison.device.name}")
+    else:
+        left.set(ylabel="median latency (ms)", title=f"latency on {comparison.device.name}"
+                 + (" (x: predicted)" if _predicted_column(comparison) else ""))
+    left.set(xlabel="multiply-adds (M)")
+    right.set(xlabel="theoretical speedup (multiply-adds)", ylabel=f"actual speedup ({what or 'latency'})",
               title=f"against {comparison.baseline.split(':')[0]}")
     right.legend(fontsize=6)
     if comparison.emulated:
-        fig.suptitle(EMULATED, color="red")
+        fig.suptitle(EMULATED_COUNTED if counters is not None else EMULATED, color="red")
     fig.tight_layout()
     return save_figure(plt, fig, path)
 

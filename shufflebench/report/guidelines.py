@@ -10,6 +10,7 @@ from rich.text import Text
 
 from ..guidelines import ExperimentResult, GuidelineResults, VariantRow
 from .banner import banners, banners_markdown
+from .units import si
 
 _VERDICT_STYLE = {"holds": "green", "does not hold": "red", "inconclusive": "yellow"}
 
@@ -19,8 +20,21 @@ def _header(results: GuidelineResults) -> list[str]:
     return ["variant", *widths, "paper GPU x1/x2/x4", "paper ARM x1/x2/x4"]
 
 
+def _measured(results: GuidelineResults, row: VariantRow, width: int) -> str:
+    variant = row.measured[width]
+    if results.figure is not None and variant.counted is not None:
+        return si(variant.counted[results.figure])
+    return f"{variant.throughput_per_s or 0:.1f}"
+
+
+def _unit(results: GuidelineResults) -> str:
+    if results.figure is None:
+        return "images/s"
+    return f"{results.figure.replace('_', ' ')} counted per image, lower is faster"
+
+
 def _row(results: GuidelineResults, row: VariantRow) -> list[str]:
-    measured = [f"{row.measured[w].throughput_per_s:.1f}" if w in row.measured else "-" for w in results.widths]
+    measured = [_measured(results, row, w) if w in row.measured else "-" for w in results.widths]
     gpu = "/".join(f"{v:g}" for v in row.paper_gpu)
     arm = "/".join(f"{v:g}" for v in row.paper_arm)
     return [str(row.value), *measured, gpu, arm]
@@ -35,10 +49,13 @@ def _paper(exp: ExperimentResult) -> str:
 
 
 def render_guidelines(results: GuidelineResults) -> Group:
-    """One table per experiment (images/s measured here; the paper's batches/s on GPU, images/s on ARM)."""
+    """One table per experiment (images/s measured here, or a counted figure per image; the paper's batches/s on
+    GPU, images/s on ARM)."""
     parts: list[Any] = [Text(f"ShuffleNet V2 guideline experiments on {results.device} "
-                             f"(channels of the paper's {results.column.upper()} column; images/s)", style="bold"),
-                        *banners(emulated=results.emulated, interrupted=results.interrupted)]
+                             f"(channels of the paper's {results.column.upper()} column; {_unit(results)})",
+                             style="bold"),
+                        *banners(emulated=results.emulated, interrupted=results.interrupted,
+                                 counted=results.figure is not None)]
     for exp in results.experiments:
         table = Table(title=_title(exp), show_header=True, header_style="bold", title_justify="left")
         for i, header in enumerate(_header(results)):
@@ -54,7 +71,9 @@ def render_guidelines(results: GuidelineResults) -> Group:
 
 def guidelines_markdown(results: GuidelineResults) -> str:
     """The same tables in Markdown, for REPORT.md."""
-    lines = banners_markdown(emulated=results.emulated, interrupted=results.interrupted)
+    lines = banners_markdown(emulated=results.emulated, interrupted=results.interrupted,
+                             counted=results.figure is not None)
+    lines += [f"Measured here: {_unit(results)}.", ""]
     for exp in results.experiments:
         lines += [f"### {_title(exp)}", ""]
         header = _header(results)

@@ -1,7 +1,7 @@
 """The one small interface every backend implements, and the data a measurement returns.
 
 A runner takes prepared models (`PreparedModel`) and a sampling policy and returns one `RunResult` per model: the raw
-samples as a `Measurement`, the environment it ran in, the session options it used, and, when asked, the model's
+samples as a `Measurement` (on a counted device the per-inference `Counters` instead), the environment it ran in, the session options it used, and, when asked, the model's
 outputs for the seeded input (so the caller can check them before trusting the timing). Several models are always
 measured interleaved round-robin (one model is an interleaved run of one). Runners are found by name in `lookup`;
 this module imports none of them.
@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol, Sequence
 
+from ..counters.figures import Counters
 from ..devices import DeviceProfile
 from ..measure.sampling import SamplingPolicy
 from ..measure.stats import Measurement
@@ -27,15 +28,16 @@ OutputCheck = Optional[Callable[[int, dict], None]]
 
 @dataclass(frozen=True)
 class RunResult:
-    """One measurement of one model on one device."""
+    """One measurement of one model on one device: timed (``measurement``) or counted (``counters``)."""
 
-    measurement: Measurement
+    measurement: Measurement | None
     environment: dict[str, Any]
     session: dict[str, Any]
     emulated: bool
     outputs: dict[str, Any] | None = field(default=None, compare=False, repr=False)
     load_s: float | None = None
     node_profile: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    counters: Counters | None = None
 
 
 class Runner(Protocol):

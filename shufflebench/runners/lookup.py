@@ -1,7 +1,7 @@
 """Which runner measures on a device: a name-to-class table, each runner imported only when it is asked for.
 
 The base interface (`base`) never imports its implementations; this table sits above them, so the import graph reads
-top-down: lookup -> {onnxruntime_local, torch_eager, board} -> base.
+top-down: lookup -> {onnxruntime_local, torch_eager, board, counted} -> base.
 """
 
 from __future__ import annotations
@@ -31,16 +31,26 @@ def _board() -> type[RunnerBase]:
     return BoardRunner
 
 
+def _counted() -> type[RunnerBase]:
+    from .counted import CountedRunner
+
+    return CountedRunner
+
+
 #: runner name -> the class, imported on demand (heavy backends load only when used).
 RUNNERS: dict[str, Callable[[], type[RunnerBase]]] = {
     "onnxruntime": _onnxruntime,
     "torch": _torch,
     "board": _board,
+    "counted": _counted,
 }
 
 
 def runner_name(profile: DeviceProfile) -> str:
-    """The runner of a device: ``board`` for SSH and emulated devices, else the profile's backend."""
+    """The runner of a device: ``counted`` for devices with a counter, ``board`` for SSH and emulated devices, else
+    the profile's backend."""
+    if profile.counted:
+        return "counted"
     return "board" if profile.location in ("ssh", "emulated") else profile.backend
 
 

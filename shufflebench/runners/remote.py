@@ -74,7 +74,8 @@ def _stop(proc: subprocess.Popen, grace_s: float = 5.0) -> None:
 def run_remote(target: Target, model_path: Path | Sequence[Path], request: dict,
                timeout_s: Optional[float] = None) -> dict:
     """Measure `model_path` on `target` with `request` (board_runner's schema; its "model" key is set here): one
-    path with one request, or a list of paths with ``{"interleaved": [one request per path], "policy": {...}}``.
+    path with one request, or a list of paths with ``{"interleaved": [one request per path], "policy": {...}}``
+    (and ``"count": {...}`` for a counted run, see `board_runner.count_many`).
 
     timeout_s: wall-clock limit in seconds for the whole exchange (start, transfer, load, sampling); None gives
     60 s plus three times the policy's budget_s per model, and 120 s more on an emulated target. Returns board_runner's result
@@ -90,8 +91,11 @@ def run_remote(target: Target, model_path: Path | Sequence[Path], request: dict,
     try:
         if "interleaved" in request:
             policy_fields = request.get("policy", {})
-            request = {"interleaved": [board_runner.validate_request(dict(r, model=model_file(i), policy=policy_fields))
+            checked = {"interleaved": [board_runner.validate_request(dict(r, model=model_file(i), policy=policy_fields))
                                        for i, r in enumerate(request["interleaved"])], "policy": policy_fields}
+            if "count" in request:
+                checked["count"] = board_runner.validate_count(request["count"])
+            request = checked
         else:
             request = board_runner.validate_request(dict(request, model=MODEL_FILE))
     except ValueError as exc:

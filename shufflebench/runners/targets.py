@@ -3,9 +3,10 @@
 Targets share one small interface (`Target`): ``argv(python_args)`` turns Python arguments into the command to start,
 ``env()`` gives its environment, ``check()`` fails early with a `SetupError` when the target cannot work at all.
 `LocalPython` is a Python on this machine, `SshTarget` a board over the system ``ssh`` client, `EmulatedArm` aarch64
-under qemu-user. ssh joins its argv into one remote shell command, so for `SshTarget` the fixed command is quoted with
-`shlex.quote` (POSIX shells: sh, bash, dash, zsh; a fish or csh login shell on the board would need a `python` path
-without quotes to be set up there).
+under qemu-user; the counted devices' targets run the same Python under a counting tool: `CallgrindPython` (valgrind
+on x86-64) and `CountedArm` (qemu-user with the project's plugin). ssh joins its argv into one remote shell command,
+so for `SshTarget` the fixed command is quoted with `shlex.quote` (POSIX shells: sh, bash, dash, zsh; a fish or csh
+login shell on the board would need a `python` path without quotes to be set up there).
 """
 
 from __future__ import annotations
@@ -15,14 +16,28 @@ import os
 import re
 import shlex
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Optional, Protocol, Sequence, runtime_checkable
 
+from ..counters.build import built
+from ..counters.callgrind import callgrind_options
+from ..counters.qemu_plugin import plugin_argument
 from ..errors import SetupError, UsageError, allowed
 from ..measure import environment
 
 SETUP_SCRIPT = "scripts/setup-arm-emulation.sh"
+COUNTERS_SETUP = "scripts/setup-counters.sh"
+#: The whole environment of a counted process, nothing inherited (the environment is copied onto the new process's
+#: stack, so its size moves every stack address, and counts depend on addresses: kernels take other paths for other
+#: alignments; the tools themselves are called by their full paths, found on the caller's PATH): a fixed hash seed
+#: (dict and set order, hence the Python instructions between the kernels), single-threaded numerical libraries, and
+#: onnxruntime's telemetry off (on Linux it starts a background thread at import, with an event store under
+#: ~/.cache/Microsoft, whose work landed in whichever counted inference it happened to run during).
+COUNTED_ENV = {"PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+               "ORT_DISABLE_TELEMETRY": "1", "LC_ALL": "C",
+               "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 ROOTFS_ENV = "SHUFFLEBENCH_ARM_ROOTFS"
 
 # CPU models of qemu-aarch64 7.2 (Debian 12) worth emulating: each decides which onnxruntime kernels run
@@ -80,6 +95,57 @@ class LocalPython:
     def check(self) -> None:
         if shutil.which(self.executable) is None:
             raise SetupError(f"python {self.executable} does not exist or is not executable; pass a Python interpreter")
+
+
+def _tool_version(argv: Sequence[str]) -> str:
+    """The first line a tool prints for its version (``valgrind-3.19.0``), or "unknown"."""
+    try:
+        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    lines = done.stdout.strip().splitlines()
+    return lines[0].strip() if lines else "unknown"
+
+
+def _require(program: str, what: str) -> str:
+    """The full path of ``program``; `SetupError` saying what to install when it is not on PATH."""
+    found = shutil.which(program)
+    if found is None:
+        raise SetupError(f"{program} not found; {what}, or run {COUNTERS_SETUP}")
+    return found
+
+
+class CallgrindPython(LocalPython):
+    """This machine's Python under valgrind's callgrind (the ``cpu-counted`` device): address-space randomization
+    off (``setarch -R``), `COUNTED_ENV`, dumps written to ``out_file.N`` (`counters.callgrind`)."""
+
+    emulated = False
+
+    def __init__(self, out_file: Path, executable: str = sys.executable, valgrind: str = "valgrind"):
+        super().__init__(executable)
+        self.out_file = Path(out_file)
+        self.valgrind, self.setarch = valgrind, "setarch"
+        self.label = f"valgrind callgrind around {self.executable}"
+
+    def argv(self, python_args: Sequence[str]) -> list:
+        return [self.setarch, "-R", self.valgrind, "--quiet", *callgrind_options(self.out_file), self.executable,
+                *python_args]
+
+    def env(self) -> Optional[dict]:
+        return dict(COUNTED_ENV)
+
+    def check(self) -> None:
+        super().check()
+        self.executable = shutil.which(self.executable) or self.executable
+        self.valgrind = _require(self.valgrind, "install valgrind (Debian and Ubuntu: apt-get install valgrind)")
+        self.setarch = _require("setarch", "install util-linux")
+
+    def prepare(self) -> dict:
+        """Build the marker library (`counters.build`) and return the board runner's marker for it."""
+        return {"kind": "callgrind", "library": str(built("callgrind_marker"))}
+
+    def tool_version(self) -> str:
+        return _tool_version([self.valgrind, "--version"])
 
 
 class SshTarget:
@@ -175,6 +241,8 @@ class EmulatedArm:
 
     emulated = True
     connect_error_status = None
+    #: -I: ignore PYTHON* variables and the user site: host paths there would load x86 extension modules.
+    python_flags: tuple[str, ...] = ("-I",)
 
     def __init__(self, rootfs=None, qemu_cpu: str = "cortex-a72", qemu: str = "qemu-aarch64-static"):
         if qemu_cpu not in QEMU_CPUS:
@@ -185,14 +253,17 @@ class EmulatedArm:
         self.label = f"emulated aarch64 ({qemu_cpu})"
         self.setup_hint = f"run {SETUP_SCRIPT} (it installs onnxruntime and numpy into {self.rootfs})"
 
+    def qemu_command(self) -> list:
+        """qemu and its own options, up to the rootfs."""
+        return [self.qemu, "-L", str(self.rootfs)]
+
     def argv(self, python_args: Sequence[str]) -> list:
         python = _rootfs_python(self.rootfs)
         unshare = ["unshare", "--mount"]
         if os.geteuid() != 0:
             unshare.append("--map-root-user")  # an unprivileged user namespace may mount a tmpfs in its own namespace
         mount = 'mount -t tmpfs -o size=64k,mode=0555 shufflebench-nocpu /sys/devices/system/cpu && exec "$@"'
-        # -I: ignore PYTHON* variables and the user site: host paths there would load x86 extension modules.
-        return [*unshare, "--", "sh", "-c", mount, "sh", self.qemu, "-L", str(self.rootfs), str(python), "-I",
+        return [*unshare, "--", "sh", "-c", mount, "sh", *self.qemu_command(), str(python), *self.python_flags,
                 *python_args]
 
     def env(self) -> Optional[dict]:
@@ -207,3 +278,51 @@ class EmulatedArm:
         for program in (self.qemu, "unshare"):
             if shutil.which(program) is None:
                 raise SetupError(f"{program} not found; run {SETUP_SCRIPT}")
+
+
+class CountedArm(EmulatedArm):
+    """`EmulatedArm` with the project's qemu plugin counting what the guest executes (the ``arm-counted`` devices).
+
+    It needs the dynamically linked ``qemu-aarch64`` of Debian's qemu-user (a static qemu cannot load plugins).
+    Address-space randomization is off (``setarch -R``); the guest Python gets `COUNTED_ENV`, so it runs with ``-s``
+    (no user site) instead of ``-I``, which would ignore the hash seed. ``out_file``: where the plugin writes its
+    marks (`counters.qemu_plugin`); the plugin itself is built by `prepare`.
+    """
+
+    python_flags = ("-s",)
+
+    def __init__(self, out_file: Path, rootfs=None, qemu_cpu: str = "cortex-a72", qemu: str = "qemu-aarch64"):
+        super().__init__(rootfs, qemu_cpu=qemu_cpu, qemu=qemu)
+        self.out_file = Path(out_file)
+        self.plugin: Path | None = None
+        self.setarch = "setarch"
+        self.label = f"counted aarch64 ({qemu_cpu})"
+
+    def prepare(self) -> dict:
+        """Build the plugin (`counters.build`) and return the board runner's marker (a system call it sees)."""
+        self.plugin = built("insn_count")
+        return {"kind": "syscall"}
+
+    def qemu_command(self) -> list:
+        if self.plugin is None:
+            raise RuntimeError("the counting plugin is not built; call prepare() first")
+        return [self.setarch, "-R", self.qemu, "-plugin", plugin_argument(self.plugin, self.out_file), "-L",
+                str(self.rootfs)]
+
+    def env(self) -> Optional[dict]:
+        return {"QEMU_CPU": self.qemu_cpu, environment.EMULATION_ENV: "qemu-user", **COUNTED_ENV}
+
+    def check(self) -> None:
+        hint = "install qemu-user (Debian and Ubuntu: apt-get install qemu-user; a static qemu cannot load plugins)"
+        self.qemu = _require(self.qemu, hint)
+        try:
+            usage = subprocess.run([self.qemu, "-h"], capture_output=True, text=True, timeout=30).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            usage = ""
+        if "-plugin" not in usage:
+            raise SetupError(f"{self.qemu} cannot load plugins (built without them, or statically linked); {hint}")
+        self.setarch = _require("setarch", "install util-linux")
+        super().check()
+
+    def tool_version(self) -> str:
+        return _tool_version([self.qemu, "--version"])

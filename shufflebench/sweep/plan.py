@@ -79,6 +79,9 @@ def check_devices(mode: Mode, devices: Sequence[DeviceProfile]) -> None:
     for profile in devices:
         if not profile.runnable:
             raise UsageError(f"device {profile.name!r} is reference-only (published figures); it cannot run models")
+        if profile.counted:
+            raise UsageError(f"device {profile.name!r} counts instructions; a sweep stores latencies: give the "
+                             "device it counts for (compare and regress take counted devices)")
 
 
 def calibrations_for(mode: Mode, devices: Sequence[DeviceProfile]) -> dict[str, "Calibration"]:

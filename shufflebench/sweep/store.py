@@ -223,7 +223,7 @@ class Store:
 
     def put_measurement(self, key: str, run: "DeviceRun", attempts: int = 1) -> None:
         """Record a measurement of ``key`` on the run's device: insert, or replace the row (attempts add up)."""
-        result, m = run.result, run.result.measurement
+        result, m = run.result, run.result.timed
         ci = m.ci95
         values = {
             "status": "ok", "error": None, "median_ms": m.median * 1e3,
