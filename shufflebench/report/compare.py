@@ -213,7 +213,8 @@ def plot_compare(comparison: Comparison, path: str | Path) -> Path:
         left.set(ylabel="median latency (ms)", title=f"latency on {comparison.device.name}"
                  + (" (x: predicted)" if _predicted_column(comparison) else ""))
     left.set(xlabel="multiply-adds (M)")
-    right.set(xlabel="theoretical speedup (multiply-adds)", ylabel=f"actual speedup ({what or 'latency'})",
+    right.set(xlabel="theoretical speedup (multiply-adds)",
+              ylabel=f"counted speedup ({what})" if what else "actual speedup (latency)",
               title=f"against {comparison.baseline.split(':')[0]}")
     right.legend(fontsize=6)
     if comparison.emulated:
