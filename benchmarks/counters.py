@@ -48,6 +48,7 @@ from shufflebench.prepared import PreparedModel  # noqa: E402
 from shufflebench.profile import ProfileResult, measure_models, profile_model  # noqa: E402
 from shufflebench.published import guideline_tables  # noqa: E402
 from shufflebench.regress.gate import GateSettings, regress  # noqa: E402
+from benchmarks.ranking import spearman  # noqa: E402
 
 SCHEMA = "shufflebench.counters-benchmark/1"
 SLOW = "benchmarks.gate_models:slow_shufflenet_v2"
@@ -69,29 +70,6 @@ def prepared(name: str, resolution: int) -> PreparedModel:
 def spread(values: Sequence[float]) -> float:
     """(max - min) / median."""
     return (max(values) - min(values)) / statistics.median(values)
-
-
-def ranks(values: Sequence[float]) -> list[float]:
-    """Ranks from 1, ties sharing their mean rank."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    out = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            out[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return out
-
-
-def spearman(a: Sequence[float], b: Sequence[float]) -> float:
-    """Spearman's rank correlation: Pearson's correlation of the ranks."""
-    ra, rb = ranks(a), ranks(b)
-    ma, mb = statistics.fmean(ra), statistics.fmean(rb)
-    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
-    return cov / (sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb)) ** 0.5
 
 
 def save(out: Path, section: str, device: DeviceProfile, args: argparse.Namespace, data: dict[str, Any]) -> Path:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import math
 import random
 import statistics
 import sys
@@ -54,6 +53,7 @@ from shufflebench.prepared import PreparedModel  # noqa: E402
 from shufflebench.profile import measure_models  # noqa: E402
 from shufflebench.zoo.catalog import entries, get_entry  # noqa: E402
 from shufflebench.zoo.networks.space import CALIBRATION_SEED_BASE, FAMILIES  # noqa: E402
+from benchmarks.ranking import spearman  # noqa: E402
 
 REFERENCE = "shufflenet_v2"
 GROUP = 8  # models per interleaved group, besides the reference
@@ -99,28 +99,6 @@ def family_of(model: PreparedModel) -> str:
 
 
 # --- scoring ----------------------------------------------------------------------------------------------------------
-
-def ranks(values: Sequence[float]) -> list[float]:
-    """1-based ranks, ties sharing their average rank."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    result = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            result[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return result
-
-
-def spearman(a: Sequence[float], b: Sequence[float]) -> float:
-    """Spearman's rank correlation (Pearson's on ranks)."""
-    ra, rb = ranks(a), ranks(b)
-    ma, mb = statistics.fmean(ra), statistics.fmean(rb)
-    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
-    return cov / math.sqrt(sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb))
 
 
 def scores(predicted: Sequence[float], measured: Sequence[float]) -> dict[str, float]:
