@@ -454,3 +454,13 @@ def test_a_threshold_below_the_default_minimum_effect_lowers_it_instead_of_refus
     given = invoke("regress", TINY, "--against", TINY, "--input-shape", "1,3,8,8", "--threshold", "1%",
                    "--min-effect", "2%", "--no-latency")
     assert given.exit_code == 2 and "--min-effect 2.0% is above --threshold 1.0%" in given.stderr
+
+
+def test_gate_settings_resolve_the_minimum_effect_in_the_library_too():
+    from shufflebench.regress.gate import GateSettings
+
+    assert GateSettings().effect == 0.02
+    assert GateSettings(threshold=0.005).effect == 0.005  # a counted gate's threshold, built by a library user
+    assert GateSettings(threshold=0.05, min_effect=0.01).effect == 0.01
+    with pytest.raises(UsageError, match="--min-effect 2.0% is above --threshold 0.5%"):
+        GateSettings(threshold=0.005, min_effect=0.02)

@@ -58,11 +58,12 @@ Status = Optional[Callable[[str], None]]
 
 @dataclass(frozen=True)
 class GateSettings:
-    """How a regress run judges. threshold, min_effect: fractions (0.05 = 5%); confidence of the ratio's interval;
-    proxies: "strict" (any exact change fails) or "report"; latency: measure and judge latency at all."""
+    """How a regress run judges. threshold, min_effect: fractions (0.05 = 5%), min_effect by default 2% or the
+    threshold where that is lower; confidence of the ratio's interval; proxies: "strict" (any exact change fails) or
+    "report"; latency: measure and judge latency at all."""
 
     threshold: float = decide_mod.DEFAULT_THRESHOLD
-    min_effect: float = decide_mod.DEFAULT_MIN_EFFECT
+    min_effect: Optional[float] = None
     confidence: float = decide_mod.DEFAULT_CONFIDENCE
     proxies: str = "report"
     latency: bool = True
@@ -72,12 +73,20 @@ class GateSettings:
     def __post_init__(self) -> None:
         if self.proxies not in PROXY_MODES:
             raise UsageError(f"--proxies {self.proxies!r} is not allowed; allowed: {', '.join(PROXY_MODES)}")
-        if self.min_effect > self.threshold:
+        if self.min_effect is None:  # a regression must be a change at all, so the default never exceeds the threshold
+            object.__setattr__(self, "min_effect", min(decide_mod.DEFAULT_MIN_EFFECT, self.threshold))
+        if self.effect > self.threshold:
             # A regression must be a change at all: above a minimum effect larger than the threshold, the threshold
             # would silently be the minimum effect.
-            raise UsageError(f"--min-effect {decide_mod.percent(self.min_effect, False)} is above --threshold "
+            raise UsageError(f"--min-effect {decide_mod.percent(self.effect, False)} is above --threshold "
                              f"{decide_mod.percent(self.threshold, False)}; allowed: a minimum effect up to the "
                              "threshold")
+
+    @property
+    def effect(self) -> float:
+        """The minimum effect in force: the one given, else the default resolved against the threshold."""
+        assert self.min_effect is not None  # set by __post_init__
+        return self.min_effect
 
 
 @dataclass(frozen=True)
@@ -189,7 +198,7 @@ class RegressResult:
 
 def _judge(settings: GateSettings, candidate_s: Sequence[float], baseline_s: Sequence[float], *,
            paired: bool) -> decide_mod.Decision:
-    return decide_mod.decide(candidate_s, baseline_s, threshold=settings.threshold, min_effect=settings.min_effect,
+    return decide_mod.decide(candidate_s, baseline_s, threshold=settings.threshold, min_effect=settings.effect,
                              confidence=settings.confidence, paired=paired, resamples=settings.resamples,
                              seed=settings.seed)
 

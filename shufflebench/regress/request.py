@@ -95,11 +95,8 @@ def run_regress(request: RegressRequest, device: DeviceProfile, policy: Sampling
     threshold = request.threshold
     if threshold is None:
         threshold = counted.DEFAULT_THRESHOLD if device.counted else decide.DEFAULT_THRESHOLD
-    min_effect = request.min_effect
-    if min_effect is None:
-        min_effect = min(decide.DEFAULT_MIN_EFFECT, threshold)  # a regression must be a change at all
     settings = GateSettings(
-        threshold=threshold, min_effect=min_effect,
+        threshold=threshold, min_effect=request.min_effect,
         proxies=request.proxies or ("strict" if stored is not None else "report"),
         latency=request.latency and (request.against is not None or request.against_rev is not None
                                      or stored is not None))

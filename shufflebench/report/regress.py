@@ -28,7 +28,7 @@ def _settings_line(result: RegressResult) -> str:
     if not any(entry.latency for entry in result.models):
         return f"regress: exact proxies only ({s.proxies})"
     return (f"regress on {dev.name} ({dev.description}, {threads}): threshold {percent(s.threshold, False)}, "
-            f"minimum effect {percent(s.min_effect, False)}, {s.confidence:.0%} CI, proxies {s.proxies}")
+            f"minimum effect {percent(s.effect, False)}, {s.confidence:.0%} CI, proxies {s.proxies}")
 
 
 def latency_rows(result: RegressResult) -> list[tuple[str, ...]]:
