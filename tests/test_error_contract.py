@@ -120,7 +120,7 @@ CASES = [
     ("check v2 --config {share_toml}", "g4_max_elementwise_share = 5", "allowed: above 0, below 1"),
     ("check v2 --config {unknown_toml}", "'g9_max'", "allowed: g1_min_mac_saving"),
     # --- devices ------------------------------------------------------------------------------------------------
-    ("profile v2 --device tpu", "'tpu'", "known: arm-emulated-n1"),
+    ("profile v2 --device tpu", "'tpu'", "known: arm-counted-n1, arm-counted, arm-emulated-n1"),
     ("profile v2 --device {binary_toml}", "binary.toml", "is not a text file"),
     ("profile v2 --device {dir}", "hostile", "is a folder; give a file"),
     ("profile v2 --device {board_toml}", "colour", "unknown key; allowed"),
