@@ -86,25 +86,43 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+def _is_existing_file(path: Path) -> bool:
+    """``path.is_file()`` that says False for a string that cannot be a path at all (a model spec with a long grid
+    of values is "File name too long" to the system)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
 def check_output_paths(outputs: Mapping[str, str | Path | None], inputs: Iterable[str | Path | None] = ()) -> None:
     """Before anything is measured, refuse outputs that would fail or destroy something: an output (named by its
     option, e.g. ``--output``) that is a folder or cannot be written (a file is tried in its folder), two outputs
     that are the same file, and an output that is one of the command's inputs (never overwritten)."""
     given = {option: Path(path) for option, path in outputs.items() if path is not None}
-    existing_inputs = [Path(p) for p in inputs if p is not None and Path(p).is_file()]
+    existing_inputs = [Path(p) for p in inputs if p is not None and _is_existing_file(Path(p))]
     seen: dict[Path, str] = {}
     for option, path in given.items():
-        if path.is_dir():
-            raise UsageError(f"{option} {str(path)!r} is a folder; give a file name")
-        key = path.resolve()
-        if key in seen or any(_same_file(path, p) for p in given.values() if p is not path):
-            other = seen.get(key) or next(o for o, p in given.items() if p is not path and _same_file(path, p))
-            raise UsageError(f"{option} and {other} both name {str(path)!r}; give each its own file")
-        seen[key] = option
-        for source in existing_inputs:
-            if key == source.resolve() or _same_file(path, source):
-                raise UsageError(f"{option} {str(path)!r} is an input of this command; refusing to overwrite it")
-        _try_writing_beside(option, path)
+        try:
+            _check_output(option, path, given, existing_inputs, seen)
+        except OSError as exc:  # e.g. a name too long for the file system
+            raise UsageError(f"{option} {str(path)!r} cannot be written: {exc.strerror}") from None
+
+
+def _check_output(option: str, path: Path, given: Mapping[str, Path], existing_inputs: list[Path],
+                  seen: dict[Path, str]) -> None:
+    """One output's checks (see `check_output_paths`); ``seen`` collects the outputs checked so far."""
+    if path.is_dir():
+        raise UsageError(f"{option} {str(path)!r} is a folder; give a file name")
+    key = path.resolve()
+    if key in seen or any(_same_file(path, p) for p in given.values() if p is not path):
+        other = seen.get(key) or next(o for o, p in given.items() if p is not path and _same_file(path, p))
+        raise UsageError(f"{option} and {other} both name {str(path)!r}; give each its own file")
+    seen[key] = option
+    for source in existing_inputs:
+        if key == source.resolve() or _same_file(path, source):
+            raise UsageError(f"{option} {str(path)!r} is an input of this command; refusing to overwrite it")
+    _try_writing_beside(option, path)
 
 
 def _try_writing_beside(option: str, path: Path) -> None:

@@ -145,6 +145,7 @@ CASES = [
     ("compare v2 v1 --plot x.jpg", "'x.jpg'", "must end in .png or .svg"),
     ("compare v2 v1 --plot {dir}/same.png --output {dir}/same.png", "same.png", "give each its own file"),
     ("baseline save v2 --output {dir}", "hostile", "is a folder; give a file name"),
+    ("profile v2 --output {dir}/" + "x" * 300 + ".json", "xxxxxxxx", "cannot be written: File name too long"),
     ("baseline save {m} --output {m}", "m.onnx", "refusing to overwrite it"),
     ("regress v2:resolution=32 --baseline {b} --output {b}", "b.json", "refusing to overwrite it"),
     ("regress v2 --against v2 --output {dir}/x.json --markdown {dir}/x.json", "x.json", "give each its own file"),
@@ -237,3 +238,10 @@ def test_bench_refuses_before_measuring_and_leaves_no_folder(args, message, host
     (line,) = done.stderr.strip().splitlines()
     assert message.format(**hostile_files) in line and "Traceback" not in done.stderr
     assert not Path(hostile_files["dir"], "refused").exists()  # a refused device leaves no empty results folder
+
+
+def test_an_input_that_cannot_be_a_file_name_is_no_reason_to_refuse_an_output(tmp_path):
+    from shufflebench.files import check_output_paths
+
+    grid = "searchspace:family=shufflenet,seed=" + "|".join(str(seed) for seed in range(1, 101))  # 391 characters
+    check_output_paths({"--store": tmp_path / "sweep.sqlite"}, [grid])  # no OSError: File name too long
