@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import UsageError, allowed
-from .files import read_text_file
+from .files import is_file, read_text_file
 from .options import DeviceOptions
 
 KINDS = ("cpu", "cuda", "arm")
@@ -258,7 +258,7 @@ def resolve_device(
 ) -> DeviceProfile:
     """A profile by name (from ``devices/``) or by file path, with command-line overrides applied and checked."""
     candidate = Path(name_or_path)
-    if name_or_path.endswith(".toml") or os.sep in name_or_path or candidate.exists():
+    if name_or_path.endswith(".toml") or os.sep in name_or_path or is_file(candidate):
         profile = load_profile(candidate)
     else:
         path = devices_dir() / f"{name_or_path}.toml"

@@ -86,11 +86,19 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def _is_existing_file(path: Path) -> bool:
-    """``path.is_file()`` that says False for a string that cannot be a path at all (a model spec with a long grid
-    of values is "File name too long" to the system)."""
+def is_file(path: str | Path) -> bool:
+    """``Path.is_file()`` for text a user gave that may be a path or something else: False, not OSError, for a
+    string that cannot be a path at all (a model spec with a long grid of values is "File name too long")."""
     try:
-        return path.is_file()
+        return Path(path).is_file()
+    except OSError:
+        return False
+
+
+def is_dir(path: str | Path) -> bool:
+    """``Path.is_dir()`` with `is_file`'s tolerance."""
+    try:
+        return Path(path).is_dir()
     except OSError:
         return False
 
@@ -100,7 +108,7 @@ def check_output_paths(outputs: Mapping[str, str | Path | None], inputs: Iterabl
     option, e.g. ``--output``) that is a folder or cannot be written (a file is tried in its folder), two outputs
     that are the same file, and an output that is one of the command's inputs (never overwritten)."""
     given = {option: Path(path) for option, path in outputs.items() if path is not None}
-    existing_inputs = [Path(p) for p in inputs if p is not None and _is_existing_file(Path(p))]
+    existing_inputs = [Path(p) for p in inputs if p is not None and is_file(p)]
     seen: dict[Path, str] = {}
     for option, path in given.items():
         try:

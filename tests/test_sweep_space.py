@@ -31,6 +31,12 @@ def test_the_issue_s_zoo_grid_is_fifteen_variants_with_canonical_keys():
     assert [a.target.split(",")[0] for a in space[:3]] == ["shufflenet_v1:groups=1"] * 3  # the first option varies slowest
 
 
+def test_a_grid_longer_than_a_file_name_is_a_grid_not_an_os_error():
+    seeds = "|".join(str(seed) for seed in range(1, 101))  # the spec is 391 characters: too long for a file name
+    space = parse_space([f"searchspace:family=shufflenet,seed={seeds}"])
+    assert len(space) == 100 and space[99].target.startswith("searchspace:")
+
+
 def test_grids_dedupe_aliases_and_defaults_and_take_the_batch():
     space = parse_space(["v2:width=1.0|0.5", "shufflenet_v2", "shufflenet_v2:resolution=160|224"], batch=4)
     assert [a.label for a in space] == ["shufflenet_v2", "shufflenet_v2:width=0.5", "shufflenet_v2:resolution=160"]

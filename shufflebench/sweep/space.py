@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import UsageError
+from ..files import is_dir
 
 SOURCES = ("zoo", "callable", "onnx")
 _CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
@@ -96,7 +97,7 @@ def sample(architectures: Sequence[Architecture], count: int | None, seed: int =
 def _parse_one(arg: str, batch: int) -> list[Architecture]:
     name = arg.partition(":")[0].strip()
     path = Path(arg)
-    if arg.lower().endswith(".onnx") or path.is_dir():
+    if arg.lower().endswith(".onnx") or is_dir(path):
         return _onnx_files(path, batch)
     if _is_zoo(name):
         return _zoo_grid(arg, batch)
