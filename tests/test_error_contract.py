@@ -121,6 +121,7 @@ CASES = [
     ("check v2 --config {unknown_toml}", "'g9_max'", "allowed: g1_min_mac_saving"),
     # --- devices ------------------------------------------------------------------------------------------------
     ("profile v2 --device tpu", "'tpu'", "known: arm-counted-n1, arm-counted, arm-emulated-n1"),
+    ("predict v2 --device arm-counted", "arm-counted", "predict for a timed device"),
     ("profile v2 --device {binary_toml}", "binary.toml", "is not a text file"),
     ("profile v2 --device {dir}", "hostile", "is a folder; give a file"),
     ("profile v2 --device {board_toml}", "colour", "unknown key; allowed"),

@@ -33,6 +33,9 @@ class CalibrationSource:
         from .calibration import calibrations_dir
 
         calibration = self.resolve(device)
+        if calibration is None and device.counted:  # calibrate refuses it: point at what can be calibrated
+            raise UsageError(f"device {device.name} counts instructions and has no calibration; predict for a timed "
+                             "device (e.g. --device cpu, arm-emulated) or give --calibration FILE")
         if calibration is None:
             raise UsageError(f"no calibration of device {device.name} in {calibrations_dir()}; make one with "
                              f"shufflebench calibrate --device {device.name} (or give --calibration FILE)")
