@@ -55,7 +55,7 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     leaves half a file; the file gets the permissions of any new file (the umask's); `UsageError` when it cannot be
     written. A temporary file a killed write left beside ``path`` is removed."""
     path = Path(path)
-    if path.is_dir():
+    if is_dir(path):
         raise UsageError(f"cannot write {path}: it is a folder")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -73,7 +73,7 @@ class GateSettings:
     def __post_init__(self) -> None:
         if self.proxies not in PROXY_MODES:
             raise UsageError(f"--proxies {self.proxies!r} is not allowed; allowed: {', '.join(PROXY_MODES)}")
-        if self.min_effect is None:  # a regression must be a change at all, so the default never exceeds the threshold
+        if self.min_effect is None:
             object.__setattr__(self, "min_effect", min(decide_mod.DEFAULT_MIN_EFFECT, self.threshold))
         if self.effect > self.threshold:
             # A regression must be a change at all: above a minimum effect larger than the threshold, the threshold
