@@ -16,7 +16,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from .errors import UsageError
 from .options import VariantOptions
@@ -87,13 +87,20 @@ class ModelRef:
         the same model gives the same weights (and the same cached export) every time."""
         if self.source == "onnx":
             raise UsageError(f"{self.label} is an ONNX file; it has no torch module")
-        import torch
+        if self.spec is not None:
+            spec = self.spec
+            return seeded(lambda: get_entry(spec.name).builder(**spec.options)).eval()
+        return seeded(lambda: _call_target(str(self.target))).eval()
 
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            if self.spec is not None:
-                return get_entry(self.spec.name).builder(**self.spec.options).eval()
-            return _call_target(str(self.target)).eval()
+
+def seeded(make: Callable[[], Any]) -> Any:
+    """What ``make`` builds, with torch's random generator seeded at 0 while it runs (and restored after): the same
+    builder gives the same weights, and so the same cached export, every time."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return make()
 
 
 def resolve_models(args: Sequence[str], options: VariantOptions = VariantOptions(), *, zoo: bool = False,

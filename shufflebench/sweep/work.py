@@ -19,7 +19,7 @@ from ..cost import CostSummary
 from ..devices import DeviceProfile
 from ..errors import UsageError
 from ..measure.sampling import SamplingPolicy
-from ..models import ModelRef, resolve_model
+from ..models import ModelRef, resolve_model, seeded
 from ..prepared import PreparedModel
 from ..profile import ProfileResult, profile_model
 from .space import Architecture, file_digest, space_builders
@@ -44,9 +44,7 @@ class SpaceModel(PreparedModel):
         """Built once and seeded, like every other model (`ModelRef.build`)."""
         import torch
 
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            module = self._builder()
+        module = seeded(self._builder)
         if not isinstance(module, torch.nn.Module):
             raise UsageError(f"{self.label}: the builder returned {type(module).__name__}, not a torch.nn.Module")
         return module.eval()
