@@ -3,7 +3,7 @@ with the project's plugin around aarch64 onnxruntime. Small models only (valgrin
 
 Counts are deterministic, so these tests assert them: two processes count the same instructions to within 0.01%
 (measured: a few hundred instructions of the Python around the kernels move between processes, 0.003% of these
-small models), the estimated cycles follow their formula, and a model that does more work counts more.
+small models; the much smaller store counts of a later inference moved by 57, so events get 200 of slack), the estimated cycles follow their formula, and a model that does more work counts more.
 """
 
 from __future__ import annotations
@@ -76,7 +76,8 @@ def test_plugin_counts_repeat_from_process_to_process(plugin_ready):
     assert first["environment"]["machine"] == "aarch64" and first["counters"]["context"]["qemu_cpu"] == "cortex-a72"
     for one, other in zip(first["counters"]["runs"], second["counters"]["runs"]):  # every inference, every event
         assert one.keys() == other.keys()
-        assert all(abs(one[k] - other[k]) <= 1e-4 * one[k] for k in one)
+        # 0.01%, or 200 events for the small ones: measured, the stores of a later inference moved by 57 of 525,512
+        assert all(abs(one[k] - other[k]) <= max(1e-4 * one[k], 200) for k in one)
     assert first["counters"]["loads"] > first["counters"]["stores"] > 0
 
 
