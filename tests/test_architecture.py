@@ -133,7 +133,11 @@ def builds(monkeypatch, tmp_path):
 ], ids=["count", "check", "profile", "profile --breakdown", "compare", "regress"])
 def test_each_model_is_built_once_per_command(builds, args):
     result = CliRunner().invoke(app, [*args, "--input-shape", "1,3,16,16", "--format", "json"])
-    assert result.exit_code == 0, result.output
-    json.loads(result.stdout)
+    # regress may find the wide net slower than the narrow one (exit 1): that verdict is timing, not this test's claim.
+    allowed = (0, 1) if args[0] == "regress" else (0,)
+    assert result.exit_code in allowed, result.output
+    data = json.loads(result.stdout)
+    if args[0] == "regress":
+        assert data["outcome"]["exit_code"] == result.exit_code
     named = {arg.rpartition(":")[2] for arg in args if arg.startswith(COUNTED)}
     assert dict(builds) == {name: 1 for name in named}

@@ -446,8 +446,9 @@ def test_src_layout_and_a_package_found_elsewhere(tmp_path, monkeypatch):
 
 
 def test_a_threshold_below_the_default_minimum_effect_lowers_it_instead_of_refusing():
-    result = invoke("regress", TINY, "--against", TINY, "--input-shape", "1,3,8,8", "--threshold", "1%", "--budget",
-                    "0.3", "--format", "json")
+    # Without latency: whether an A/A pair passes a 1% gate is a timing claim (the benchmarks' business), not this one.
+    result = invoke("regress", TINY, "--against", TINY, "--input-shape", "1,3,8,8", "--threshold", "1%",
+                    "--no-latency", "--format", "json")
     assert result.exit_code == 0, result.output
     settings = json.loads(result.stdout)["settings"]
     assert (settings["threshold"], settings["min_effect"]) == (0.01, 0.01)
