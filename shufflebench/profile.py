@@ -187,10 +187,11 @@ def measure_models(models: Sequence[PreparedModel], device: DeviceProfile, polic
                    on_progress: Progress = None, verify: bool = True, breakdown: bool = False,
                    calibration: "CalibrationSource | None" = None) -> list[ProfileResult]:
     """Count every model, then measure them interleaved round-robin on ``device`` (drift on a noisy machine hits all
-    alike; sample ``i`` of every model comes from round ``i``), ``policy.budget_s`` seconds per model. Outputs are
-    checked against the reference before they are trusted (unless ``verify`` is off); ``breakdown`` adds each
-    model's operator breakdown (onnxruntime backends); ``calibration`` adds each model's predicted latency when the
-    source holds a calibration for the device as measured (`latency.calibration.CalibrationSource`)."""
+    alike; sample ``i`` of every model comes from the same round, each model timed warm in its turn),
+    ``policy.budget_s`` seconds per model. Outputs are checked against the reference before they are trusted
+    (unless ``verify`` is off); ``breakdown`` adds each model's operator breakdown (onnxruntime backends);
+    ``calibration`` adds each model's predicted latency when the source holds a calibration for the device as
+    measured (`latency.calibration.CalibrationSource`)."""
     if breakdown and device.backend != "onnxruntime":
         raise UsageError(f"--breakdown uses onnxruntime's profiler; device {device.name} runs {device.backend}")
     costs = [model.cost for model in models]  # counted first: a model that cannot be counted is never timed

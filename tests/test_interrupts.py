@@ -34,9 +34,25 @@ def test_ctrl_c_keeps_the_finished_rounds_paired():
         if calls["n"] == 3 * 7 + 2:  # in the middle of round 8, two of its three runs done
             raise KeyboardInterrupt
 
-    samples = collect_interleaved([run_once] * 3, SamplingPolicy(warmup_runs=0, min_runs=100, budget_s=1e9),
-                                  clock=clock)
+    samples = collect_interleaved([run_once] * 3, SamplingPolicy(warmup_runs=0, min_runs=100, budget_s=1e9,
+                                                                 turn_runs=1, settle_runs=0), clock=clock)
     assert [len(s.samples_s) for s in samples] == [7, 7, 7]  # the round it cut short is dropped: still paired
+    assert {s.stop_reason for s in samples} == {"interrupted"}
+
+
+def test_ctrl_c_in_a_turn_keeps_the_finished_rounds_of_turns():
+    clock = FakeClock()
+    calls = {"n": 0}
+
+    def run_once() -> None:
+        calls["n"] += 1
+        clock.now += 0.01
+        if calls["n"] == 3 * 5 * 4 + 7:  # rounds of 3 models x (1 settling + 4 timed runs); in round 5's second turn
+            raise KeyboardInterrupt
+
+    samples = collect_interleaved([run_once] * 3, SamplingPolicy(warmup_runs=0, min_runs=100, budget_s=1e9,
+                                                                 turn_runs=4, settle_runs=1), clock=clock)
+    assert [len(s.samples_s) for s in samples] == [16, 16, 16]  # four finished rounds of four timed runs
     assert {s.stop_reason for s in samples} == {"interrupted"}
 
 
@@ -48,9 +64,13 @@ def test_ctrl_c_before_the_first_timed_round_goes_on_up():
         collect_interleaved([run_once], SamplingPolicy(warmup_runs=0), clock=FakeClock())
 
 
+TURN = SamplingPolicy().turn_runs  # timed runs of each model per round when several are interleaved
+
+
 def ctrl_c_after(monkeypatch, calls_before: int, rounds: int) -> None:
     """Make the `calls_before`-th interleaved measurement of this process (0: the first) receive a Ctrl-C after
-    ``rounds`` rounds; the others run normally."""
+    ``rounds`` rounds (no warm-up: a round is every model's turn of settling and timed runs, or one run of a model
+    measured alone); the others run normally."""
     real = sampling.collect_interleaved
     seen = {"calls": 0}
 
@@ -59,11 +79,13 @@ def ctrl_c_after(monkeypatch, calls_before: int, rounds: int) -> None:
         if call != calls_before:
             return real(run_onces, policy, clock=clock, on_progress=on_progress)
         runs = {"n": 0}
+        turn = min(policy.turn_runs, policy.min_runs)
+        per_round = len(run_onces) * (policy.settle_runs + turn) if len(run_onces) > 1 else 1
 
         def wrapped(run_once):
             def run() -> object:
                 runs["n"] += 1
-                if runs["n"] > rounds * len(run_onces):
+                if runs["n"] > rounds * per_round:
                     raise KeyboardInterrupt
                 return run_once()
             return run
@@ -81,7 +103,7 @@ def test_compare_interrupted_prints_the_rounds_that_finished(monkeypatch, tmp_pa
                                       "--budget", "30", "--min-runs", "1000", "--output", str(out), *QUICK])
     assert result.exit_code == 130, result.output
     data = json.loads(result.stdout)
-    assert [m["latency"]["runs"] for m in data["models"]] == [6, 6]
+    assert [m["latency"]["runs"] for m in data["models"]] == [6 * TURN, 6 * TURN]
     assert {m["latency"]["stop_reason"] for m in data["models"]} == {"interrupted"}
     assert json.loads(out.read_text()) == data  # and written, as asked
     (line,) = result.stderr.strip().splitlines()
@@ -97,12 +119,12 @@ def test_guidelines_interrupted_keeps_the_experiments_that_finished(monkeypatch,
     monkeypatch.setenv("SHUFFLEBENCH_CACHE", str(tmp_path))
     ctrl_c_after(monkeypatch, calls_before=1, rounds=5)  # g1 finishes, g2 is cut after 5 rounds
     result = CliRunner().invoke(app, ["guidelines", "--only", "g1,g2,g3", "--widths", "1", "--format", "json",
-                                      "--budget", "0.05", "--min-runs", "3", *QUICK])
+                                      "--budget", "0.5", "--min-runs", "3", *QUICK])
     assert result.exit_code == 130, result.output
     data = json.loads(result.stdout)
     assert data["complete"] is False
     assert [e["experiment"] for e in data["experiments"]] == ["g1", "g2"]  # g3 never started
-    assert all(row["measured"]["1"]["runs"] == 5 for row in data["experiments"][1]["rows"])
+    assert all(row["measured"]["1"]["runs"] == 5 * 3 for row in data["experiments"][1]["rows"])  # turns of min-runs
     assert "interrupted" in result.stderr
 
 

@@ -23,6 +23,10 @@ CONV = Kernel("c", "FusedConv", "com.microsoft", inputs=((1, 16, 8, 8), (32, 16,
 def test_multiply_adds_bytes_and_kind_of_kernels_by_hand():
     # 32 outputs x 64 positions x 16 inputs x 9 taps; every input, weight, bias and output read or written once
     assert CONV.kind == "conv.spatial"
+    image = Kernel("s", "Conv", "com.microsoft.nchwc", ((1, 3, 224, 224), (24, 3, 3, 3), (24,)), ((1, 24, 112, 112),),
+                   group=1, kernel=(3, 3), stride=(2, 2))
+    assert image.kind == "conv.stem+nchwc"  # reads an image (3 channels): a stem, not one of the 3x3 convolutions
+    assert classify("Conv", "", ((1, 5, 8, 8), (8, 5, 3, 3)), 1, (3, 3)) == "conv.spatial"
     assert CONV.madd == 32 * 64 * 16 * 9 == 294_912
     assert CONV.bytes == 4 * (16 * 64 + 32 * 16 * 9 + 32 + 32 * 64) == 30_848
     assert CONV.arithmetic_intensity == pytest.approx(294_912 / 30_848)

@@ -135,7 +135,7 @@ def test_the_kernels_of_a_fused_graph_cover_the_exported_nodes():
     assert exported == ["Conv", "BatchNormalization", "Relu"]
     plain, categories, covers = executed_kernels(model, "extended")
     (conv,) = plain
-    assert conv.op == "FusedConv" and conv.kind == "conv.spatial" and conv.fused == ("relu",)
+    assert conv.op == "FusedConv" and conv.kind == "conv.stem" and conv.fused == ("relu",)  # 3 input channels
     assert sorted(c.rsplit("/", 1)[-1] for c in covers[0]) == ["BatchNormalization", "Conv", "Relu"]
     assert categories == ["dense conv"]
     assert conv.madd == model.cost.flops_madd == 24 * 112 * 112 * 3 * 9
@@ -145,7 +145,7 @@ def test_the_kernels_of_a_fused_graph_cover_the_exported_nodes():
     blocked, categories, covers = executed_kernels(model, "all")
     names = [k.op for k in blocked]
     assert names == ["Conv", "ReorderOutput"]  # the blocked convolution, and the layout conversion it needs
-    assert blocked[0].kind == "conv.spatial+nchwc" and categories == ["dense conv", "inserted"] and covers[1] == ()
+    assert blocked[0].kind == "conv.stem+nchwc" and categories == ["dense conv", "inserted"] and covers[1] == ()
     padded = -(-24 // block) * block
     assert blocked[0].madd == padded * 112 * 112 * 3 * 9  # padded channels are computed too
     prediction = predict_model(model, fake_calibration())

@@ -371,7 +371,13 @@ def test_interleaved_models_alternate_between_sessions_made_in_both_orders(monke
 
     monkeypatch.setattr(board_runner, "open_model", Fake)
     monkeypatch.setattr(board_runner, "_result", lambda model, samples, outputs: {"runs": len(samples.samples_s)})
-    policy = {"warmup_runs": 0, "min_runs": 4, "max_runs": 4, "budget_s": 100.0}
+    policy = {"warmup_runs": 0, "min_runs": 4, "max_runs": 4, "budget_s": 100.0, "turn_runs": 1, "settle_runs": 0}
     board_runner.run_many([{"model": "A", "return_outputs": False}, {"model": "B", "return_outputs": False}], policy)
     assert made == ["A1", "B1", "B2", "A2"]
     assert ran == ["A1", "B1", "B2", "A2", "A1", "B1", "B2", "A2"]  # rounds rotate A B, B A; sessions alternate
+    # In turns (one warm-up round, then 1 settling + 2 timed runs each), a session changes at a round only: the
+    # settling run warms the session the timed runs use.
+    made.clear(), ran.clear()
+    policy.update(warmup_runs=1, turn_runs=2, settle_runs=1)
+    board_runner.run_many([{"model": "A", "return_outputs": False}, {"model": "B", "return_outputs": False}], policy)
+    assert ran == ["A1", "B1"] + ["A2"] * 3 + ["B2"] * 3 + ["B1"] * 3 + ["A1"] * 3

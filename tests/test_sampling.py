@@ -211,14 +211,79 @@ def test_very_noisy_run_stops_on_budget_counting_warmups():
 def test_the_budget_is_per_model_when_models_are_interleaved():
     # Three models of 10 ms each, far too noisy to reach the target: a 0.5 s budget per model ends the interleaved
     # run once 1.5 s (3 x 0.5 s) are spent, at the first round that crosses it, so ~50 rounds of three runs.
+    # Turns of one timed run and no settling, so every run is a sample.
     clock = FakeClock(noisy(10e-3, 0.5, seed=6))
-    policy = SamplingPolicy(warmup_runs=0, min_runs=5, budget_s=0.5, min_time_s=0.0)
+    policy = SamplingPolicy(warmup_runs=0, min_runs=5, budget_s=0.5, min_time_s=0.0, turn_runs=1, settle_runs=0)
     samples = collect_interleaved([clock.run_once] * 3, policy, clock=clock)
     assert {s.stop_reason for s in samples} == {"budget"}
     spent = sum(sum(s.samples_s) for s in samples)
     last_round = sum(s.samples_s[-1] for s in samples)
     assert spent >= 1.5 > spent - last_round
     assert samples[0].elapsed_s == pytest.approx(spent, rel=1e-9)
+
+
+class ColdAfterOthers:
+    """Fake models that run cold right after another model ran: 3 ms, then 2 ms, then 1 ms from their third run in
+    a row on (the shape measured for ShuffleNet V2 0.5x after other models: 2.11, 1.93, 1.69, 1.63 ms). Each run
+    advances the fake clock and is logged by model index."""
+
+    def __init__(self, count: int):
+        self.now = 0.0
+        self.log: list[int] = []
+        self.run_onces = [lambda i=i: self._run(i) for i in range(count)]
+
+    def __call__(self) -> float:
+        return self.now
+
+    def _run(self, index: int) -> None:
+        streak = 0
+        for previous in reversed(self.log):
+            if previous != index:
+                break
+            streak += 1
+        self.log.append(index)
+        self.now += (3e-3, 2e-3)[streak] if streak < 2 else 1e-3
+
+
+def test_turns_settle_each_model_before_timing_it_and_stay_paired():
+    fake = ColdAfterOthers(2)
+    policy = SamplingPolicy(warmup_runs=1, min_runs=8, max_runs=8, budget_s=1e9, turn_runs=4, settle_runs=2)
+    first, second = collect_interleaved(fake.run_onces, policy, clock=fake)
+    # A warm-up round (one run each), then turns of 2 untimed + 4 timed runs, the first model rotating.
+    assert fake.log == [0, 1] + [0] * 6 + [1] * 6 + [1] * 6 + [0] * 6
+    # Warm: the cold runs were the untimed ones.
+    assert first.samples_s == pytest.approx((1e-3,) * 8) and second.samples_s == pytest.approx((1e-3,) * 8)
+    assert first.warmup_s == pytest.approx((3e-3,)) and second.warmup_s == pytest.approx((3e-3,))
+    # max_runs ended it and the final check found eight identical runs precise enough. Time: the warm-up round
+    # (3 + 3 ms), three turns that start cold (3 + 2 ms settling, 4 x 1 ms) and one that follows its own model (6 x 1).
+    assert first.stop_reason == "precision" and first.elapsed_s == pytest.approx(6e-3 + 3 * 9e-3 + 6e-3)
+
+
+def test_without_turns_interleaved_models_are_timed_cold():
+    # What the turns fix: one run per model per round times every run right after the other model, cold.
+    fake = ColdAfterOthers(2)
+    policy = SamplingPolicy(warmup_runs=0, min_runs=6, max_runs=6, budget_s=1e9, turn_runs=1, settle_runs=0)
+    first, second = collect_interleaved(fake.run_onces, policy, clock=fake)
+    assert fake.log == [0, 1, 1, 0] * 3
+    # A model that ends a round starts the next one (its second run in a row: 2 ms); every other run is its first.
+    assert first.samples_s == pytest.approx((3e-3, 3e-3, 2e-3, 3e-3, 2e-3, 3e-3))
+    assert second.samples_s == pytest.approx((3e-3, 2e-3, 3e-3, 2e-3, 3e-3, 2e-3))
+
+
+def test_the_last_turn_is_cut_to_max_runs_and_one_model_has_no_turns():
+    fake = ColdAfterOthers(2)
+    policy = SamplingPolicy(warmup_runs=0, min_runs=5, max_runs=10, budget_s=1e9, turn_runs=4, settle_runs=1,
+                            target_rel_ci=1e-9)
+    first, second = collect_interleaved(fake.run_onces, policy, clock=fake)
+    assert len(first.samples_s) == len(second.samples_s) == 10
+    assert fake.log == [0] * 5 + [1] * 5 + [1] * 5 + [0] * 5 + [0] * 3 + [1] * 3
+    alone = ColdAfterOthers(1)
+    samples = collect_interleaved(alone.run_onces, policy, clock=alone)[0]
+    assert alone.log == [0] * 10 and len(samples.samples_s) == 10  # no settling runs: each run follows itself
+    short = ColdAfterOthers(2)  # a turn never holds more timed runs than min_runs
+    collect_interleaved(short.run_onces, SamplingPolicy(warmup_runs=0, min_runs=3, max_runs=3, budget_s=1e9,
+                                                        turn_runs=8, settle_runs=2), clock=short)
+    assert short.log == [0] * 5 + [1] * 5
 
 
 def test_max_runs_ends_a_noisy_run():

@@ -7,7 +7,9 @@ the profiler recorded as executed, so a blocked layout's padded channels are cou
 
 ==================  ================================================================================
 conv.pointwise      dense 1x1 convolution            conv.spatial    dense kxk convolution (k > 1)
-conv.depthwise      one input channel per group      conv.grouped    other grouped convolutions
+conv.stem           dense convolution of an image    conv.depthwise  one input channel per group
+                    (at most `STEM_CHANNELS` input   conv.grouped    other grouped convolutions
+                    channels)
 gemm                fully connected / matrix product elementwise     add, activation, unfused batch norm
 pool                max / average pooling            global_pool     global average / max pooling, ReduceMean
 concat              channel concatenation            split           channel split
@@ -16,7 +18,10 @@ reshape             reshape, flatten (views)         other           anything el
 ==================  ================================================================================
 
 Convolutions and pooling that run in onnxruntime's blocked NCHWc layout get the suffix ``+nchwc``: the same
-operator runs different code there. Everything is float32 (4 bytes per element), as every shufflebench export.
+operator runs different code there. A stem is its own kind because it runs other code too (in the blocked layout it
+reads the plain image and writes blocks) and because inside a network it is the first kernel, on an input nothing
+has touched yet: fitted with the other kxk convolutions, its context factor (measured 1.34 on the calibration's
+networks) was applied to every 3x3 convolution of a network. Everything is float32 (4 bytes per element), as every shufflebench export.
 """
 
 from __future__ import annotations
@@ -39,9 +44,10 @@ _SIMPLE = {"Concat": "concat", "Split": "split", "Transpose": "transpose", "Reor
            "ReorderOutput": "reorder"}
 
 #: Every kind a kernel can have, without the layout suffix.
-KINDS = ("conv.pointwise", "conv.spatial", "conv.depthwise", "conv.grouped", "gemm", "elementwise", "pool",
-         "global_pool", "concat", "split", "transpose", "reorder", "reshape", "other")
-COMPUTE_KINDS = frozenset({"conv.pointwise", "conv.spatial", "conv.depthwise", "conv.grouped", "gemm"})
+KINDS = ("conv.pointwise", "conv.spatial", "conv.stem", "conv.depthwise", "conv.grouped", "gemm", "elementwise",
+         "pool", "global_pool", "concat", "split", "transpose", "reorder", "reshape", "other")
+COMPUTE_KINDS = frozenset({"conv.pointwise", "conv.spatial", "conv.stem", "conv.depthwise", "conv.grouped", "gemm"})
+STEM_CHANNELS = 4  # a dense convolution reading at most this many channels reads an image (RGB, RGBA, grey)
 
 
 def base_kind(kind: str) -> str:
@@ -153,6 +159,8 @@ def classify(op: str, domain: str, inputs: Sequence[Sequence[int]], group: int, 
         per_group = weight[1] if len(weight) > 1 else 0
         if group > 1:
             kind = "conv.depthwise" if per_group == 1 else "conv.grouped"
+        elif 0 < per_group <= STEM_CHANNELS:
+            kind = "conv.stem"
         else:
             kind = "conv.pointwise" if _numel(weight[2:]) == 1 else "conv.spatial"
         return kind + layout

@@ -407,7 +407,7 @@ def run_many(requests: list, policy_fields: dict, on_progress=None, check=None) 
     """Measure several models interleaved round-robin (`sampling.collect_interleaved`) under one policy.
 
     Each request follows `run`'s schema (its own "policy" is ignored); answers come back in the same order, with
-    sample ``i`` of every model taken in round ``i``.
+    sample ``i`` of every model taken in the same round.
 
     Sessions created earlier run measurably slower than later ones (on this project's x86 machines about 0.3% per
     place in creation order: an identical model measured against itself came out 0.6% slower when its session was
@@ -422,7 +422,9 @@ def run_many(requests: list, policy_fields: dict, on_progress=None, check=None) 
     run_onces = [m.run_once for m in models]
     if len(models) > 1:
         twins = [open_model(r) for r in reversed(prepared)][::-1]
-        run_onces = [_alternate(m.run_once, t.run_once) for m, t in zip(models, twins)]
+        settle, turn = sampling.turn_shape(policy, len(models))
+        run_onces = [_alternate(m.run_once, t.run_once, policy.warmup_runs, settle + turn)
+                     for m, t in zip(models, twins)]
     try:
         all_samples = sampling.collect_interleaved(run_onces, policy, on_progress=on_progress)
     except Exception as exc:
@@ -430,13 +432,17 @@ def run_many(requests: list, policy_fields: dict, on_progress=None, check=None) 
     return [_result(m, samples, out) for m, samples, out in zip(models, all_samples, outputs)]
 
 
-def _alternate(first, second):
-    """A run that calls ``first`` and ``second`` in turn, one per call (one per round of the timing loop)."""
-    turns = [second, first]
+def _alternate(first, second, warmup_runs: int, per_turn: int):
+    """A run that calls ``first`` or ``second``, switching at every round of the timing loop: after each of the
+    ``warmup_runs`` warm-up runs (one per round), then after each turn of ``per_turn`` runs, so a turn's settling
+    runs warm the very session its timed runs use."""
+    calls = [0]
 
     def run_once():
-        turns.reverse()
-        return turns[0]()
+        call = calls[0]
+        calls[0] += 1
+        round_index = call if call < warmup_runs else warmup_runs + (call - warmup_runs) // per_turn
+        return (first, second)[round_index % 2]()
 
     return run_once
 

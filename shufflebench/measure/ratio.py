@@ -1,9 +1,10 @@
 """The ratio of two latency medians with a bootstrap confidence interval.
 
 Samples measured interleaved (`sampling.collect_interleaved`) are paired: sample ``i`` of both models comes from
-round ``i``, so a slow moment of the machine hits both. The bootstrap resamples *rounds*, in circular blocks of about
-``n ** (1/3)`` consecutive rounds, which keeps the pairing and the short-range correlation of consecutive runs
-(caches, turbo budget) inside the resampled data. Unpaired samples are resampled apart. Seeded, so the same samples
+the same round (and the same place in the models' turns), so a slow moment of the machine hits both. The bootstrap
+resamples these pairs (called rounds below), in circular blocks of about ``n ** (1/3)`` consecutive ones, which
+keeps the pairing and the short-range correlation of consecutive runs (caches, turbo budget) inside the resampled
+data. Unpaired samples are resampled apart. Seeded, so the same samples
 always give the same interval. `regress.decide` builds its verdicts on the same bootstrap.
 """
 
@@ -12,6 +13,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Sequence
+
+from .sampling import SamplingPolicy
 
 RESAMPLES = 2000
 SEED = 0
@@ -47,8 +50,11 @@ class Ratio:
 
 
 def block_length(n: int) -> int:
-    """Rounds per bootstrap block: ``round(n ** (1/3))``, at least 1 (the usual rate for a block bootstrap)."""
-    return max(1, round(n ** (1.0 / 3.0)))
+    """Rounds per bootstrap block: ``round(n ** (1/3))`` (the usual rate for a block bootstrap), and never fewer than
+    a turn's timed runs (`sampling.SamplingPolicy.turn_runs`) nor than ``n``: the runs of one turn follow each other
+    on one side of a pair, so a burst that slows a few of them hits one model only, and a block keeps such runs
+    together."""
+    return max(1, min(n, max(round(n ** (1.0 / 3.0)), SamplingPolicy().turn_runs)))
 
 
 def _block_indices(rng, n: int, count: int, block: int):

@@ -56,6 +56,14 @@ class SamplingPolicy:
     check_every: timed runs between two precision checks, after the first check at `min_runs`.
     min_time_s: seconds of timed runs before the precision rule may stop sampling (the budget still ends it first):
         a measurement shorter than the machine's slow and fast spells reports one spell as if it were the whole.
+    turn_runs: when several models are interleaved, the timed runs each model takes in a row per round (its turn;
+        never more than min_runs).
+    settle_runs: untimed runs at the start of each turn. A model that runs right after another finds its weights and
+        buffers evicted and runs cold for a few runs (medians of 40 turns on the 2-core x86 build machine, runs 1 to
+        6 of a turn: ShuffleNet V2 0.5x 2.11, 1.93, 1.69, 1.64, 1.64, 1.64 ms; 1.0x 4.87, 4.67, 4.45, 4.37, 4.32,
+        4.30 ms, within 0.3% of its steady 4.28 ms from the sixth run on); a user who runs one model over and over
+        sees the warm time, so the turns are timed warm. With one model there are no turns: every run follows a
+        run of itself.
     """
 
     warmup_runs: int = 10
@@ -66,9 +74,11 @@ class SamplingPolicy:
     confidence: float = 0.95
     check_every: int = 10
     min_time_s: float = 2.0
+    turn_runs: int = 5
+    settle_runs: int = 5
 
     def __post_init__(self) -> None:
-        for name in ("warmup_runs", "min_runs", "max_runs", "check_every"):
+        for name in ("warmup_runs", "min_runs", "max_runs", "check_every", "turn_runs", "settle_runs"):
             value = getattr(self, name)
             # bool is an int subclass; True runs is a caller's mistake, not 1 run.
             if not isinstance(value, int) or isinstance(value, bool):
@@ -81,6 +91,10 @@ class SamplingPolicy:
             raise ValueError(
                 f"SamplingPolicy.max_runs={self.max_runs} is below min_runs={self.min_runs}; allowed: {self.min_runs} or more"
             )
+        if self.turn_runs < 1:
+            raise ValueError(f"SamplingPolicy.turn_runs={self.turn_runs} is too small; allowed: 1 or more")
+        if self.settle_runs < 0:
+            raise ValueError(f"SamplingPolicy.settle_runs={self.settle_runs} is negative; allowed: 0 or more")
         if self.check_every < 1:
             raise ValueError(f"SamplingPolicy.check_every={self.check_every} is too small; allowed: 1 or more")
         for name in ("budget_s", "target_rel_ci", "confidence", "min_time_s"):
@@ -349,6 +363,13 @@ def collect(
     return collect_interleaved([run_once], policy, clock=clock, on_progress=on_progress)[0]
 
 
+def turn_shape(policy: SamplingPolicy, count: int) -> tuple[int, int]:
+    """The untimed settling runs and the timed runs of one model's turn when ``count`` models are interleaved:
+    none and one for a model measured alone; a turn never holds more timed runs than the fewest a caller asked for
+    (``min_runs`` 3 stays a short measurement)."""
+    return (policy.settle_runs, min(policy.turn_runs, policy.min_runs)) if count > 1 else (0, 1)
+
+
 def collect_interleaved(
     run_onces: Sequence[Callable[[], object]],
     policy: SamplingPolicy = SamplingPolicy(),
@@ -360,24 +381,28 @@ def collect_interleaved(
     model is measured as an interleaved run of one).
 
     Each run is timed alone as ``clock()`` after minus ``clock()`` before; precision checks and callbacks fall outside
-    those brackets. Each round runs every model once, the starting model rotating from round to round (A B C, B C A,
-    C A B, ...) so no model always runs first. Sample ``i`` of every model comes from round ``i``: the lists are
-    paired, which a paired comparison (a latency ratio per round) relies on. Warm-up rounds come first and are kept
-    apart. Sampling stops when every model's median CI (at ``policy.confidence``, widened for dependent runs) lies
-    within ``±policy.target_rel_ci`` of its median, checked at ``min_runs`` rounds and every ``check_every`` after once
-    ``min_time_s`` of timed rounds have passed; or when the budget is spent: ``budget_s`` PER MODEL, so
-    ``budget_s * len(run_onces)`` seconds on `clock` since the call began, warm-up included; or at ``max_runs``
-    rounds. A run that ends on budget or max_runs is checked once more, so stop_reason is "precision" whenever the
-    final samples meet the target. Ctrl-C ends it too, keeping every finished round (stop_reason "interrupted"; with
-    no timed round finished, the KeyboardInterrupt goes on). Returns one `Samples` per model, in the order given;
-    ``elapsed_s`` is the whole call's.
+    those brackets. Each round gives every model a turn, the starting model rotating from round to round (A B C,
+    B C A, C A B, ...) so no model always goes first. With several models a turn is ``policy.settle_runs`` untimed
+    runs (the model warms up again after the others evicted it) and ``policy.turn_runs`` timed ones; with one model,
+    one timed run. Sample ``i`` of every model comes from the same round and the same place in its turn: the lists
+    are paired, which a paired comparison (a latency ratio per pair) relies on. Warm-up rounds (one run of each
+    model) come first and are kept apart. Sampling stops when every model's median CI (at ``policy.confidence``,
+    widened for dependent runs) lies within ``±policy.target_rel_ci`` of its median, checked once ``min_runs`` timed
+    runs are taken and every ``check_every`` after, once ``min_time_s`` of timed rounds have passed; or when the
+    budget is spent: ``budget_s`` PER MODEL, so ``budget_s * len(run_onces)`` seconds on `clock` since the call began,
+    warm-up and settling included; or at ``max_runs`` timed runs (the last turn is cut to fit). A run that ends on
+    budget or max_runs is checked once more, so stop_reason is "precision" whenever the final samples meet the target.
+    Ctrl-C ends it too, keeping every finished round (stop_reason "interrupted"; with no timed round finished, the
+    KeyboardInterrupt goes on). Returns one `Samples` per model, in the order given; ``elapsed_s`` is the whole
+    call's.
 
     Around each timed run ``usage()`` records what the run got of the CPU (the process's CPU time and involuntary
     context switches, outside the timed bracket), so a run another process preempted can be told apart
     (`stats.Measurement.contended`). By default that is `process_usage` with the real wall clock and nothing with
     another clock (a fake one in tests, CUDA events), whose times are not comparable with CPU time.
 
-    on_progress(phase, rounds_done, elapsed_s) is called after every round.
+    on_progress(phase, runs_done, elapsed_s) is called after every round (runs_done: warm-up rounds, or timed runs
+    of each model).
     """
     count = len(run_onces)
     if count == 0:
@@ -389,50 +414,66 @@ def collect_interleaved(
     steal_before = steal_seconds() if callable(usage) else None
     started = clock()
 
-    def one_round(index: int, into: list) -> None:
-        for k in range(count):
-            which = (index + k) % count
-            before = clock()
-            run_onces[which]()
-            into[which].append(clock() - before)
+    settle, turn = turn_shape(policy, count)
 
-    def one_timed_round(index: int, trackers: list) -> None:
+    def warmup_round(index: int) -> None:
         for k in range(count):
             which = (index + k) % count
-            cpu_before, switches_before = measure_usage()
             before = clock()
             run_onces[which]()
-            after = clock()
-            cpu_after, switches_after = measure_usage()
-            trackers[which].append(after - before, cpu_after - cpu_before, switches_after - switches_before)
+            warmups[which].append(clock() - before)
+
+    def timed_run(which: int) -> None:
+        if not callable(usage):
+            before = clock()
+            run_onces[which]()
+            trackers[which].append(clock() - before)
+            return
+        cpu_before, switches_before = measure_usage()
+        before = clock()
+        run_onces[which]()
+        after = clock()
+        cpu_after, switches_after = measure_usage()
+        trackers[which].append(after - before, cpu_after - cpu_before, switches_after - switches_before)
+
+    def timed_round(index: int, runs: int) -> None:
+        for k in range(count):
+            which = (index + k) % count
+            for _ in range(settle):
+                run_onces[which]()  # untimed: the model warms up again after the others ran
+            for _ in range(runs):
+                timed_run(which)
 
     warmups: list[list[float]] = [[] for _ in range(count)]
     for r in range(policy.warmup_runs):
-        one_round(r, warmups)
+        warmup_round(r)
         if on_progress is not None:
             on_progress("warmup", r + 1, clock() - started)
     trackers = [_MedianTracker(policy) for _ in range(count)]
     timed_from = clock()
     stop_reason = None
     rounds = 0
+    taken = 0  # timed runs of each model in finished rounds
+    next_check = policy.min_runs
     try:
         while stop_reason is None:
-            if not callable(usage):
-                one_round(rounds, trackers)
-            else:
-                one_timed_round(rounds, trackers)
+            runs = min(turn, policy.max_runs - taken)
+            timed_round(rounds, runs)
             rounds += 1
+            taken += runs
             now = clock()
             if on_progress is not None:
-                on_progress("timed", rounds, now - started)
-            if rounds < policy.min_runs:
+                on_progress("timed", taken, now - started)
+            if taken < policy.min_runs:
                 continue
-            ending = rounds >= policy.max_runs or now - started >= budget
-            checking = (rounds - policy.min_runs) % policy.check_every == 0 and now - timed_from >= policy.min_time_s
+            ending = taken >= policy.max_runs or now - started >= budget
+            checking = taken >= next_check and now - timed_from >= policy.min_time_s
+            if taken >= next_check:
+                next_check += policy.check_every * max(1, -(-(taken - next_check + 1) // policy.check_every))
             if checking or ending:
                 if all(tracker.precise_enough(final=ending) for tracker in trackers):
                     stop_reason = "precision"
-                elif rounds >= policy.max_runs:
+                elif taken >= policy.max_runs:
                     stop_reason = "max_runs"
                 elif now - started >= budget:
                     stop_reason = "budget"
@@ -440,8 +481,8 @@ def collect_interleaved(
         # Ctrl-C keeps every finished round (nothing measured is lost); the round it cut short is dropped so the
         # models stay paired. Before the first timed round there is nothing to keep.
         for tracker in trackers:
-            tracker.keep(rounds)
-        if rounds == 0:
+            tracker.keep(taken)
+        if taken == 0:
             raise
         stop_reason = "interrupted"
     elapsed = clock() - started

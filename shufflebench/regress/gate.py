@@ -6,7 +6,7 @@ Two kinds of evidence, kept apart because they fail differently:
   contract) every change fails the gate by default (``proxies="strict"``); against a live model (``--against``) they
   differ by design and are reported only (``"report"``). Either default can be overridden.
 * latency is noisy, so it is only judged on this machine in this run: candidate and baseline are measured
-  interleaved (`profile.measure_models`: sample ``i`` of both from round ``i``) and `decide` turns the paired
+  interleaved (`profile.measure_models`: sample ``i`` of both from the same round) and `decide` turns the paired
   timings into a verdict. A latency stored in a baseline file is used only when the file's environment fingerprint
   equals this run's, and then with a warning (unpaired, so drift between the two runs counts as change).
 * on a counted device nothing is timed: per-inference counts are compared with a tolerance (`counted`), both
