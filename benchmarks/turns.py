@@ -11,6 +11,9 @@ evicted and runs slower for a few runs. This benchmark measures the same models,
 * ``long turns`` (``turn_runs=40, settle_runs=5``): each model warm, as a user running it over and over sees it:
   the reference every other setting is scored against.
 
+First, the warming curve: turns of 12 timed runs and no settling, 40 rounds; the median time of the k-th run of a
+turn, for k = 1..12, shows how many runs a model needs after the others before it runs warm.
+
 For each model and setting: the median latency and the ratio to the first model (each repeat's ratio of medians,
 which `compare` reports, then the median over repeats), and how far that ratio is from the long turns' one.
 """
@@ -47,6 +50,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     models = [PreparedModel(resolve_model(label)) for label in args.models]
     device = resolve_device("cpu")
+    curve_turn, curve_rounds = 12, 40
+    policy = SamplingPolicy(warmup_runs=5, min_runs=curve_turn * curve_rounds, max_runs=curve_turn * curve_rounds,
+                            budget_s=1e9, turn_runs=curve_turn, settle_runs=0)
+    curves = []
+    for model, result in zip(models, measure_models(models, device, policy, verify=False)):
+        samples = result.measurement.samples_s
+        curve = [statistics.median(samples[k::curve_turn]) * 1e3 for k in range(curve_turn)]
+        curves.append({"model": model.label, "run_ms": curve})
+        print(f"warming {model.label[:40]:40s} " + " ".join(f"{ms:.2f}" for ms in curve), flush=True)
     medians: dict[str, list[list[float]]] = {name: [[] for _ in models] for name in SETTINGS}
     ratios: dict[str, list[list[float]]] = {name: [[] for _ in models] for name in SETTINGS}
     for repeat in range(args.repeats):
@@ -78,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
                                         "budget_s": args.budget, "settings": SETTINGS,
                                         "default_policy": {"turn_runs": SamplingPolicy().turn_runs,
                                                            "settle_runs": SamplingPolicy().settle_runs},
-                                        "models": rows})
+                                        "warming": curves, "models": rows})
     return 0
 
 

@@ -41,7 +41,10 @@ SAMPLING_PRESETS: dict[str, SamplingPolicy] = {
     # Eight variants per experiment and width: shorter per variant, fewer warm-ups.
     "guidelines": SamplingPolicy(warmup_runs=5, budget_s=3.0),
     # A gate decides on a ratio: a tighter target and more rounds, 5 s per model (candidate and baseline: 10 s).
-    "regress": SamplingPolicy(target_rel_ci=0.005, min_runs=50, budget_s=5.0),
+    # One timed run per turn, no settling: a gate weighs a model against itself at another revision, where both run
+    # equally cold, and pairing run by run cancels the machine's drift best (benchmarks/gate.py, 20 trials each:
+    # median MDE 1.0% and 19/20 detections this way, 3.5% and 16/20 in turns of 5 + 5).
+    "regress": SamplingPolicy(target_rel_ci=0.005, min_runs=50, budget_s=5.0, turn_runs=1, settle_runs=0),
     # Many architectures per device: 3 s each, fewer warm-ups, 1 s of timed runs before precision may stop it.
     "sweep": SamplingPolicy(warmup_runs=5, budget_s=3.0, min_time_s=1.0),
     # About 350 small graphs, each timed end to end beside the reference graph (its kernels are profiled apart):

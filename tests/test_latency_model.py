@@ -166,14 +166,15 @@ def test_calibration_round_trips_through_its_file(tmp_path):
     calibration = fake_calibration()
     path = save_calibration(calibration, tmp_path / "cal.json")
     data = json.loads(path.read_text())
-    assert data["schema"] == "shufflebench.calibration/1" and data["device"] == "cpu"
+    assert data["schema"] == "shufflebench.calibration/2" and data["device"] == "cpu"
     assert data["fingerprint"] == calibration.fingerprint and len(data["fingerprint"]) == 16
     loaded = load_calibration(path)
     assert loaded.to_dict() == calibration.to_dict() and loaded.path == path
 
 
 @pytest.mark.parametrize("schema, expected", [
-    ("shufflebench.calibration/2", "is a calibration of version 2; this shufflebench reads version 1: calibrate again"),
+    ("shufflebench.calibration/3", "is a calibration of version 3; this shufflebench reads version 2: calibrate again"),
+    ("shufflebench.calibration/1", "is a calibration of version 1; this shufflebench reads version 2: calibrate again"),
     ("shufflebench.profile/2", "is not a shufflebench calibration (schema 'shufflebench.profile/2'"),
 ])
 def test_a_foreign_version_is_refused_in_one_line(tmp_path, schema, expected):

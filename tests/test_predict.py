@@ -73,7 +73,7 @@ def test_predict_refuses_what_it_cannot_use(tmp_path, calibration_file):
     future.write_text(json.dumps(dict(json.loads(calibration_file.read_text()), schema="shufflebench.calibration/9")))
     result = runner.invoke(app, ["predict", G1, "--calibration", str(future)])
     assert result.exit_code == 2
-    assert "is a calibration of version 9; this shufflebench reads version 1" in result.stderr
+    assert "is a calibration of version 9; this shufflebench reads version 2" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     empty = runner.invoke(app, ["predict", G1, "--device", "cpu"])
     assert empty.exit_code == 2 and "no calibration of device cpu" in empty.stderr

@@ -30,7 +30,7 @@ from .kernels import base_kind, is_compute
 from .records import GraphRecord
 
 CALIBRATION_SCHEMA = "shufflebench.calibration"
-CALIBRATION_VERSION = 1
+CALIBRATION_VERSION = 2  # 1: interleaved graphs timed cold, stems fitted with the kxk convolutions
 #: The environment keys that make two calibrations interchangeable (no hostname: none is recorded).
 FINGERPRINT_KEYS = ("machine", "cpu_model", "board_model", "emulated", "qemu_cpu", "threads", "provider",
                     "optimization_level")
