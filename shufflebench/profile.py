@@ -215,7 +215,15 @@ def measure_models(models: Sequence[PreparedModel], device: DeviceProfile, polic
                for model, cost, run in zip(models, costs, runs)]
     if calibration is None or not results or device.counted:
         return results
-    return with_predictions(results, models, given or calibration.resolve(device, results[0].environment))
+    try:
+        found = given or calibration.resolve(device, results[0].environment)
+    except UsageError as exc:
+        # A stored calibration this version cannot read (an older format): the measurements stand without a
+        # prediction, and each result says why.
+        note = f"no prediction: {exc}"
+        return [replace(r, environment={**r.environment, "warnings": [*r.environment["warnings"], note]})
+                for r in results]
+    return with_predictions(results, models, found)
 
 
 def with_predictions(results: Sequence[ProfileResult], models: Sequence[PreparedModel],

@@ -115,6 +115,19 @@ def test_profile_predicts_from_the_store_only_for_the_same_environment():
     assert data["prediction"] is None and data["fraction_of_peak"] is None  # another fingerprint: no calibration
 
 
+def test_a_stored_calibration_of_an_older_format_leaves_the_measurement_standing():
+    stale = dict(fake_calibration().to_dict(), schema="shufflebench.calibration/1")
+    path = stored_path(fake_calibration())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(stale))
+    result = runner.invoke(app, ["profile", G1, "--format", "json", *QUICK])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["prediction"] is None and data["latency"]["median_ms"] > 0
+    (warning,) = [w for w in data["warnings"] if w.startswith("no prediction:")]
+    assert "is a calibration of version 1; this shufflebench reads version 2: calibrate again" in warning
+
+
 def test_compare_gives_predicted_speedups(calibration_file):
     models = [G1, "g1:resolution=8,ratio=12"]
     result = runner.invoke(app, ["compare", *models, "--calibration", str(calibration_file), "--format", "json",
