@@ -43,7 +43,7 @@ SAMPLING_PRESETS: dict[str, SamplingPolicy] = {
     # A gate decides on a ratio: a tighter target and more rounds, 5 s per model (candidate and baseline: 10 s).
     # One timed run per turn, no settling: a gate weighs a model against itself at another revision, where both run
     # equally cold, and pairing run by run cancels the machine's drift best (benchmarks/gate.py, 20 trials each:
-    # median MDE 1.0% and 19/20 detections this way, 3.5% and 16/20 in turns of 5 + 5).
+    # median MDE 1.0% and 20/20 detections this way, 3.5% and 16/20 in turns of 5 + 5).
     "regress": SamplingPolicy(target_rel_ci=0.005, min_runs=50, budget_s=5.0, turn_runs=1, settle_runs=0),
     # Many architectures per device: 3 s each, fewer warm-ups, 1 s of timed runs before precision may stop it.
     "sweep": SamplingPolicy(warmup_runs=5, budget_s=3.0, min_time_s=1.0),

@@ -24,34 +24,31 @@ class FakeClock:
         return self.now
 
 
-def test_ctrl_c_keeps_the_finished_rounds_paired():
+def interrupted_at(call: int, **turns) -> list:
+    """Three fake models of 10 ms interleaved (no warm-up) until Ctrl-C arrives inside the ``call``-th run."""
     clock = FakeClock()
     calls = {"n": 0}
 
     def run_once() -> None:
         calls["n"] += 1
         clock.now += 0.01
-        if calls["n"] == 3 * 7 + 2:  # in the middle of round 8, two of its three runs done
+        if calls["n"] == call:
             raise KeyboardInterrupt
 
-    samples = collect_interleaved([run_once] * 3, SamplingPolicy(warmup_runs=0, min_runs=100, budget_s=1e9,
-                                                                 turn_runs=1, settle_runs=0), clock=clock)
+    return collect_interleaved([run_once] * 3, SamplingPolicy(warmup_runs=0, min_runs=100, budget_s=1e9, **turns),
+                               clock=clock)
+
+
+def test_ctrl_c_keeps_the_finished_rounds_paired():
+    # In the middle of round 8, two of its three runs done.
+    samples = interrupted_at(3 * 7 + 2, turn_runs=1, settle_runs=0)
     assert [len(s.samples_s) for s in samples] == [7, 7, 7]  # the round it cut short is dropped: still paired
     assert {s.stop_reason for s in samples} == {"interrupted"}
 
 
 def test_ctrl_c_in_a_turn_keeps_the_finished_rounds_of_turns():
-    clock = FakeClock()
-    calls = {"n": 0}
-
-    def run_once() -> None:
-        calls["n"] += 1
-        clock.now += 0.01
-        if calls["n"] == 3 * 5 * 4 + 7:  # rounds of 3 models x (1 settling + 4 timed runs); in round 5's second turn
-            raise KeyboardInterrupt
-
-    samples = collect_interleaved([run_once] * 3, SamplingPolicy(warmup_runs=0, min_runs=100, budget_s=1e9,
-                                                                 turn_runs=4, settle_runs=1), clock=clock)
+    # Rounds of 3 models x (1 settling + 4 timed runs); in round 5's second turn.
+    samples = interrupted_at(3 * 5 * 4 + 7, turn_runs=4, settle_runs=1)
     assert [len(s.samples_s) for s in samples] == [16, 16, 16]  # four finished rounds of four timed runs
     assert {s.stop_reason for s in samples} == {"interrupted"}
 

@@ -21,7 +21,8 @@ Convolutions and pooling that run in onnxruntime's blocked NCHWc layout get the 
 operator runs different code there. A stem is its own kind because it runs other code too (in the blocked layout it
 reads the plain image and writes blocks) and because inside a network it is the first kernel, on an input nothing
 has touched yet: fitted with the other kxk convolutions, its context factor (measured 1.34 on the calibration's
-networks) was applied to every 3x3 convolution of a network. Everything is float32 (4 bytes per element), as every shufflebench export.
+networks) was applied to every 3x3 convolution of a network. Everything is float32 (4 bytes per element), as every
+shufflebench export.
 """
 
 from __future__ import annotations

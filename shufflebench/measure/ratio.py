@@ -4,8 +4,8 @@ Samples measured interleaved (`sampling.collect_interleaved`) are paired: sample
 the same round (and the same place in the models' turns), so a slow moment of the machine hits both. The bootstrap
 resamples these pairs (called rounds below), in circular blocks of about ``n ** (1/3)`` consecutive ones, which
 keeps the pairing and the short-range correlation of consecutive runs (caches, turbo budget) inside the resampled
-data. Unpaired samples are resampled apart. Seeded, so the same samples
-always give the same interval. `regress.decide` builds its verdicts on the same bootstrap.
+data. Unpaired samples are resampled apart. Seeded, so the same samples always give the same interval.
+`regress.decide` builds its verdicts on the same bootstrap.
 """
 
 from __future__ import annotations

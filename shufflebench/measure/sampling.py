@@ -468,8 +468,8 @@ def collect_interleaved(
                 continue
             ending = taken >= policy.max_runs or now - started >= budget
             checking = taken >= next_check and now - timed_from >= policy.min_time_s
-            if taken >= next_check:
-                next_check += policy.check_every * max(1, -(-(taken - next_check + 1) // policy.check_every))
+            while next_check <= taken:  # the next scheduled check lies past this round
+                next_check += policy.check_every
             if checking or ending:
                 if all(tracker.precise_enough(final=ending) for tracker in trackers):
                     stop_reason = "precision"

@@ -48,8 +48,8 @@ class Runner(Protocol):
     def measure(self, models: Sequence[PreparedModel], policy: SamplingPolicy, *, on_progress: Progress = None,
                 return_outputs: bool = False, profile_runs: int = 0, check: OutputCheck = None) -> list[RunResult]:
         """Time ``models`` interleaved round-robin, in turns (sample ``i`` of each from the same round), in the
-        order given; raise `SetupError` when the device cannot run them. ``profile_runs`` > 0 adds a per-kernel time profile of that
-        many runs (onnxruntime backends)."""
+        order given; raise `SetupError` when the device cannot run them. ``profile_runs`` > 0 adds a per-kernel
+        time profile of that many runs (onnxruntime backends)."""
         ...
 
 
