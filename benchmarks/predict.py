@@ -10,7 +10,8 @@
    is also predicted by the calibration refitted without its own calibration networks: a whole family held out.
 3. Measure them all in one run: groups of models interleaved round-robin with the same reference model (ShuffleNet V2
    1.0x) in every group, ``--budget`` seconds per model. Each model's figure is its latency *ratio* to the reference
-   (median over rounds of the paired ratio), so the machine's drift, which moves both, drops out.
+   (median over rounds of the paired ratio), so the machine's drift, which moves both, drops out. A group measured
+   in a slow spell (its reference more than `SLOW_SPELL` slower than the run's median) is measured again.
 4. Score predicted ratios against measured ones: share within ±10% and ±20%, mean absolute percentage error (MAPE)
    and Spearman's rank correlation; next to FLOPs-only and MAC-only baselines, each a linear fit of the measured ratio
    on multiply-adds (or deployed MAC), fitted leave-one-out (for a held-out family: on the other families only).
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import random
 import statistics
 import sys
@@ -45,7 +47,7 @@ from shufflebench.latency.calibrate import calibrate, measure_records  # noqa: E
 from shufflebench.latency.calibration import Calibration, load_calibration, refit, save_calibration  # noqa: E402
 from shufflebench.latency.design import DESIGNS, Case, Design  # noqa: E402
 from shufflebench.latency.predictor import predict_model  # noqa: E402
-from shufflebench.latency.records import undisturbed  # noqa: E402
+from shufflebench.latency.records import kernel_time_us, undisturbed  # noqa: E402
 from shufflebench.measure.sampling import SamplingPolicy  # noqa: E402
 from shufflebench.models import resolve_model  # noqa: E402
 from shufflebench.options import SAMPLING_PRESETS  # noqa: E402
@@ -57,11 +59,16 @@ from benchmarks.ranking import spearman  # noqa: E402
 
 REFERENCE = "shufflenet_v2"
 GROUP = 8  # models per interleaved group, besides the reference
+# A group whose reference ran this much slower than the run's typical reference was measured in a slow spell of the
+# machine: there the reference, which works from cache, slows more than large models streaming from memory do, so
+# ratios drift by 10-20% (measured: docs/prediction.md). Such groups are measured again.
+SLOW_SPELL = 0.12
+SPELL_RETRIES = 2
 RESOLUTIONS = (128, 160, 192, 224)
 QUICK_ZOO = ("shufflenet_v1", "shufflenet_v1:groups=8,width=0.5", "shufflenet_v2:width=0.5", "shufflenet_v2:width=2.0",
              "mobilenet_v1", "mobilenet_v1:width=0.5", "mobilenet_v2", "mobilenet_v2:width=0.35", "g1:ratio=6",
              "g2:groups=8", "g3:structure=4p", "g4:relu=false")
-SCHEMA = "shufflebench.predict-benchmark/1"
+SCHEMA = "shufflebench.predict-benchmark/2"
 
 
 def zoo_variants() -> list[str]:
@@ -144,37 +151,74 @@ def get_calibration(args: argparse.Namespace, out: Path, log) -> Calibration:
     return calibration
 
 
-def measure(models: list[PreparedModel], reference: PreparedModel, budget: float, out: Path, log) -> dict[str, Any]:
-    """Each model's latency ratio to the reference, measured in interleaved groups; resumes from ``measured.json``."""
-    path = out / "measured.json"
-    done: dict[str, Any] = json.loads(path.read_text())["models"] if path.is_file() else {}
-    todo = [m for m in models if m.label not in done]
-    device = resolve_device("cpu")
-    policy = SamplingPolicy(warmup_runs=5, min_runs=20, budget_s=budget, min_time_s=0.0)
-    for start in range(0, len(todo), GROUP):
-        group = todo[start: start + GROUP]
-        log(f"measuring {len(done) + 1}-{len(done) + len(group)} of {len(models)} with {reference.label}")
-        results = measure_models([*group, reference], device, policy)
-        ref = results[-1].measurement.samples_s
-        for model, result in zip(group, results):
-            samples = result.measurement.samples_s
-            done[model.label] = {"ratio": statistics.median(a / b for a, b in zip(samples, ref)),
+def _measure_group(group: list[PreparedModel], reference: PreparedModel, policy: SamplingPolicy) -> dict[str, Any]:
+    """One interleaved group: each model's ratio to the reference, paired by round."""
+    results = measure_models([*group, reference], resolve_device("cpu"), policy)
+    timed = [r.measurement for r in results if r.measurement is not None]
+    assert len(timed) == len(results)  # cpu is timed, never counted
+    reference_timing = timed[-1]
+    ref = reference_timing.samples_s
+    measured = {}
+    for model, timing in zip(group, timed):
+        samples = timing.samples_s
+        measured[model.label] = {"ratio": statistics.median(a / b for a, b in zip(samples, ref)),
                                  "undisturbed_ratio": undisturbed(samples) / undisturbed(ref),
-                                 "median_ms": result.measurement.median * 1e3,
-                                 "reference_ms": results[-1].measurement.median * 1e3, "rounds": len(samples)}
+                                 "median_ms": timing.median * 1e3,
+                                 "reference_ms": reference_timing.median * 1e3, "rounds": len(samples)}
+    return measured
+
+
+def slow_spell(record: dict[str, Any], typical_ms: float) -> bool:
+    """Whether a model's group ran while the reference was `SLOW_SPELL` slower than the run's typical reference."""
+    return record["reference_ms"] > (1.0 + SLOW_SPELL) * typical_ms
+
+
+def measure(models: list[PreparedModel], reference: PreparedModel, budget: float, out: Path, log) -> dict[str, Any]:
+    """Each model's latency ratio to the reference, measured in interleaved groups; resumes from ``measured.json``.
+
+    Groups measured in a slow spell of the machine (`slow_spell`) are measured again, up to `SPELL_RETRIES` times,
+    and each model keeps the pass whose reference was closest to the run's typical (median) reference time; its
+    first pass is kept beside it (``first``), so the report can score both."""
+    path = out / "measured.json"
+    stored = json.loads(path.read_text()) if path.is_file() else {}
+    done: dict[str, Any] = stored["models"] if stored.get("schema") == SCHEMA else {}
+    policy = SamplingPolicy(warmup_runs=5, min_runs=20, budget_s=budget, min_time_s=0.0)
+
+    def run(group: list[PreparedModel], note: str) -> dict[str, Any]:
+        log(f"measuring {len(group)} models with {reference.label}{note}")
+        return _measure_group(group, reference, policy)
+
+    todo = [m for m in models if m.label not in done]
+    for start in range(0, len(todo), GROUP):
+        for label, record in run(todo[start: start + GROUP], f" ({len(done) + 1} of {len(models)})").items():
+            done[label] = {**record, "passes": 1, "first": dict(record)}
         write_json_atomic(path, {"schema": SCHEMA, "models": done})
+    for attempt in range(SPELL_RETRIES):
+        typical = statistics.median(done[m.label]["first"]["reference_ms"] for m in models)
+        slow = [m for m in models if slow_spell(done[m.label], typical) and done[m.label]["passes"] <= attempt + 1]
+        if not slow:
+            break
+        log(f"{len(slow)} models were measured in a slow spell (reference over {typical:.2f} ms x "
+            f"{1 + SLOW_SPELL:g}): again, pass {attempt + 2}")
+        for start in range(0, len(slow), GROUP):
+            for label, record in run(slow[start: start + GROUP], " (again)").items():
+                kept = done[label]
+                closer = abs(math.log(record["reference_ms"] / typical)) < abs(math.log(kept["reference_ms"] / typical))
+                done[label] = {**(record if closer else kept), "passes": kept["passes"] + 1, "first": kept["first"]}
+            write_json_atomic(path, {"schema": SCHEMA, "models": done})
     return done
 
 
 def kernel_sums(labels: list[str], calibration: Calibration, log) -> dict[str, float]:
-    """Each model's kernels, profiled with the reference branch as calibration graphs are: their summed time in the
-    calibration's units (microseconds), by label."""
+    """Each model's kernels, profiled as the calibration's whole networks are: their summed time in the calibration's
+    units (microseconds; `kernel_time_us`), by label."""
     log(f"profiling the kernels of {len(labels)} models")
-    design = Design("kernel-sums", tuple(Case(label, "model", {"model": label}, "benchmark") for label in labels),
+    design = Design("kernel-sums", tuple(Case(label, "model", {"model": label}, "model/benchmark") for label in labels),
                     profile_runs=30)
     policy = SamplingPolicy(warmup_runs=2, min_runs=5, budget_s=0.05, min_time_s=0.0)
     records, _, _ = measure_records(resolve_device("cpu"), design, policy, resume=False)
-    return {r.case: sum(s.ratio for s in r.kernels) * calibration.reference_us for r in records}
+    return {r.case: sum(kernel_time_us(r, s, calibration.reference_us, calibration.reference_e2e_us) for s in r.kernels)
+            for r in records}
 
 
 def predicted_kernel_sum(prediction: Any, calibration: Calibration) -> float:
@@ -215,7 +259,10 @@ def evaluate(rows: list[dict[str, Any]]) -> dict[str, Any]:
     covered = sum(r["interval_ms"][0] <= r["median_ms"] <= r["interval_ms"][1] for r in rows) / len(rows)
     # the same predictions against ratios of lower quartiles: what a machine shared with other work did when left alone
     quiet = scores(columns["predicted"], [r["undisturbed_ratio"] for r in rows])
-    result = {"ratios": table, "absolute_ms": absolute, "interval_coverage": covered, "undisturbed_ratios": quiet}
+    # and against each model's first pass, slow spells and all: what the figures are without measuring again
+    first = scores(columns["predicted"], [r["first_pass_ratio"] for r in rows])
+    result = {"ratios": table, "absolute_ms": absolute, "interval_coverage": covered, "undisturbed_ratios": quiet,
+              "first_pass_ratios": first, "measured_again": sum(r["passes"] > 1 for r in rows)}
     if all("measured_kernel_us" in r for r in rows):
         result["kernel_sums"] = scores([r["predicted_kernel_us"] for r in rows], [r["measured_kernel_us"] for r in rows])
     return result
@@ -244,6 +291,10 @@ def report(result: dict[str, Any]) -> str:
     lines += [f"Against ratios of lower quartiles instead of medians (each model's runs left alone by other work): "
               f"within ±10% {quiet['within_10']:.1%}, within ±20% {quiet['within_20']:.1%}, MAPE {quiet['mape']:.1%}, "
               f"Spearman {quiet['spearman']:.3f}.", ""]
+    first = result["scores"]["first_pass_ratios"]
+    lines += [f"{result['scores']['measured_again']} models were measured again after a slow spell. Against every "
+              f"model's first pass instead: within ±10% {first['within_10']:.1%}, within ±20% {first['within_20']:.1%}, "
+              f"MAPE {first['mape']:.1%}, Spearman {first['spearman']:.3f}.", ""]
     if "kernel_sums" in result["scores"]:
         k = result["scores"]["kernel_sums"]
         lines += [f"Kernel sums (profiled, drift-normalized; the kernel predictors and context factors alone): within "
@@ -301,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
                      "predicted_ratio": ratio, "held_out_ratio": held_out_predictions.get(model.label, ratio),
                      "measured_ratio": measured[model.label]["ratio"], "median_ms": measured[model.label]["median_ms"],
                      "undisturbed_ratio": measured[model.label]["undisturbed_ratio"],
+                     "first_pass_ratio": measured[model.label]["first"]["ratio"],
+                     "passes": measured[model.label]["passes"],
                      "fallback_kernels": sum(k.fallback for k in prediction.kernels), "graph": prediction.graph})
     if args.kernel_sums:
         sums = kernel_sums([m.label for m in models], calibration, log)

@@ -98,7 +98,7 @@ def test_calibrate_from_the_command_line(monkeypatch, tmp_path):
     assert result.exit_code == 0, result.output
     for text in ("calibration of cpu: 5 graphs (tiny design)", "peak", "per run", "(compute)", "stored as"):
         assert text in result.stdout, text
-    assert json.loads(out.read_text())["schema"] == "shufflebench.calibration/2"
+    assert json.loads(out.read_text())["schema"] == "shufflebench.calibration/3"
     predicted = CliRunner().invoke(app, ["predict", "g1:resolution=8", "--device", "cpu", "--format", "json"])
     assert predicted.exit_code == 0, predicted.output
     refused = CliRunner().invoke(app, ["calibrate", "--device", "cpu-torch", *QUICK])
@@ -109,7 +109,7 @@ def test_the_designs_are_valid_onnx_and_fixed(tmp_path):
     import onnx
 
     design = full_design()
-    assert 300 < len(design.cases) < 400 and design.digest == full_design().digest
+    assert 400 < len(design.cases) < 480 and design.digest == full_design().digest
     assert len({case.name for case in design.cases}) == len(design.cases)
     seen: set[str] = set()
     for case in design.cases:
@@ -120,9 +120,30 @@ def test_the_designs_are_valid_onnx_and_fixed(tmp_path):
         onnx.checker.check_model(model)
         assert model.graph.node[0].input[0] == "shufflebench_reference_input"  # the reference runs first
     assert seen == {"conv", "elementwise", "concat", "split", "shuffle", "pool", "global_pool", "fully_connected",
-                    "matmul", "chain"}
+                    "matmul", "chain", "stack"}
     seeds = [int(c.params["model"].split("seed=")[1].split(",")[0]) for c in design.cases if c.builder == "model"]
-    assert len(seeds) == 16 and min(seeds) >= 1_000_000  # the calibration's own networks, never the benchmark's
+    assert len(seeds) == 48 and min(seeds) >= 1_000_000  # the calibration's own networks, never the benchmark's
+    stacks = [c.params for c in design.cases if c.builder == "stack"]
+    assert len(stacks) == 48 and {p["block"] for p in stacks} == {"pointwise", "grouped", "separable", "bottleneck"}
+    assert max(p["channels"] * p["ratio"] * p["size"] ** 2 for p in stacks) <= 6_000_000
+
+
+@pytest.mark.parametrize("block, convolutions, adds", [("pointwise", 6, 0), ("grouped", 3, 0), ("separable", 6, 0),
+                                                        ("bottleneck", 9, 3)])
+def test_a_stack_chains_its_blocks(tmp_path, block, convolutions, adds):
+    import onnx
+    import onnxruntime as ort
+    import numpy as np
+
+    params = {"block": block, "channels": 16, "size": 7, "ratio": 2, "groups": 4 if block == "grouped" else 1,
+              "relu": True, "shortcut": True, "blocks": 3}
+    path = build_graph(Case("stack/t", "stack", params, "stack"), tmp_path)
+    nodes = [n.op_type for n in onnx.load(str(path)).graph.node]
+    assert nodes.count("Conv") == convolutions + 1 and nodes.count("Add") == adds  # + the reference's convolution
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feeds = {i.name: np.ones(i.shape, dtype=np.float32) for i in session.get_inputs()}
+    out = session.run(None, feeds)[-1]
+    assert out.shape == (1, 16, 7, 7)  # every block returns to the stack's width
 
 
 @pytest.mark.arm

@@ -166,15 +166,15 @@ def test_calibration_round_trips_through_its_file(tmp_path):
     calibration = fake_calibration()
     path = save_calibration(calibration, tmp_path / "cal.json")
     data = json.loads(path.read_text())
-    assert data["schema"] == "shufflebench.calibration/2" and data["device"] == "cpu"
+    assert data["schema"] == "shufflebench.calibration/3" and data["device"] == "cpu"
     assert data["fingerprint"] == calibration.fingerprint and len(data["fingerprint"]) == 16
     loaded = load_calibration(path)
     assert loaded.to_dict() == calibration.to_dict() and loaded.path == path
 
 
 @pytest.mark.parametrize("schema, expected", [
-    ("shufflebench.calibration/3", "is a calibration of version 3; this shufflebench reads version 2: calibrate again"),
-    ("shufflebench.calibration/1", "is a calibration of version 1; this shufflebench reads version 2: calibrate again"),
+    ("shufflebench.calibration/4", "is a calibration of version 4; this shufflebench reads version 3: calibrate again"),
+    ("shufflebench.calibration/2", "is a calibration of version 2; this shufflebench reads version 3: calibrate again"),
     ("shufflebench.profile/2", "is not a shufflebench calibration (schema 'shufflebench.profile/2'"),
 ])
 def test_a_foreign_version_is_refused_in_one_line(tmp_path, schema, expected):
@@ -198,38 +198,76 @@ def test_missing_damaged_and_unreadable_calibrations_are_refused(tmp_path):
         load_calibration(tmp_path / "broken.json")
 
 
-def _records() -> tuple[GraphRecord, ...]:
-    """Kernel graphs of 1x1 convolutions timed by an exact roofline, chains for the run overhead, one network."""
+def _pointwise_us(kernel: Kernel) -> float:
+    """The exact roofline the synthetic 1x1 convolutions run at: 4 us, 25% of peak compute, 1.5x the bandwidth."""
+    return 4.0 + max(kernel.madd / (1e11 * 0.25), kernel.bytes / (1e10 * 1.5)) * 1e6
+
+
+def _grouped_us(kernel: Kernel) -> float:
+    """The exact roofline of the synthetic grouped convolutions: 6 us, 10% of peak compute, half the bandwidth."""
+    return 6.0 + max(kernel.madd / (1e11 * 0.10), kernel.bytes / (1e10 * 0.5)) * 1e6
+
+
+def _records(networks: int = 8) -> tuple[GraphRecord, ...]:
+    """Kernel graphs of 1x1 convolutions timed by an exact roofline (their reference branch: 100 us), each run
+    beside 1 to 10 reference kernels so the per-kernel term can be told apart; then ``networks`` networks of 1x1 and
+    grouped convolutions at their exact times, whose reference branch ran cold (140 us instead of 100: its ratios
+    are no measure there) while their batch's reference graph took the typical 150 us."""
     kernels, _ = _synthetic(30)
     records = []
     for i, kernel in enumerate(kernels):
-        time_us = 4.0 + max(kernel.madd / (1e11 * 0.25), kernel.bytes / (1e10 * 1.5)) * 1e6
-        reference_kernels = 1 + i % 10  # graphs of 2 to 11 kernels: the per-kernel term can be told apart
+        time_us = _pointwise_us(kernel)
+        reference_kernels = 1 + i % 10
         e2e = 30.0 + 2.0 * (1 + reference_kernels) + time_us + 100.0
         records.append(GraphRecord(f"k/{i}", "kernel", (KernelSample(kernel, time_us / 100.0, time_us),),
                                    reference_kernels, 100.0, e2e / 150.0, 150.0))
-    network = tuple(KernelSample(k, 1.2 * (4.0 + max(k.madd / 2.5e10, k.bytes / 1.5e10) * 1e6) / 100.0, 0.0)
-                    for k in kernels[:10])
-    kernel_time = sum(s.ratio for s in network) * 100.0
-    records.append(GraphRecord("model/a", "model/a", network, 1, 100.0, (30 + 2 * 11 + kernel_time + 100) / 150.0,
-                               150.0))
+    for n in range(networks):
+        pointwise = [kernels[(3 * n + j) % 30] for j in range(3)]
+        grouped = [Kernel("g", "Conv", "", ((1, c, s, s), (c, c // 4, 1, 1)), ((1, c, s, s),), group=4)
+                   for c, s in ((64 * (1 + n % 4), 14), (32 * (1 + n % 3), 28))]
+        samples = tuple(KernelSample(k, us / 140.0, us) for k, us in
+                        [(k, _pointwise_us(k)) for k in pointwise] + [(k, _grouped_us(k)) for k in grouped])
+        kernel_time = sum(s.raw_us for s in samples)
+        e2e = 30.0 + 2.0 * (len(samples) + 1) + kernel_time + 100.0
+        records.append(GraphRecord(f"stack/{n}", "stack", samples, 1, 140.0, e2e / 150.0, 150.0))
     return tuple(records)
 
 
 def test_fitting_a_calibration_and_holding_a_group_out():
     from dataclasses import replace
 
-    base = replace(fake_calibration(), records=_records(), peaks=Peaks(1e11, 1e10, 4e10))
+    base = replace(fake_calibration(), records=_records(), peaks=Peaks(1e11, 1e10, 4e10), reference_us=100.0,
+                   reference_e2e_us=150.0)
     fitted = refit(base).fitted
     graph = fitted.graph
     assert graph.run_overhead_us == pytest.approx(30.0, abs=1.0) and graph.per_kernel_us == pytest.approx(2.0, abs=0.2)
-    assert graph.context["compute"] == pytest.approx(1.2, rel=0.02)  # kernels inside the network run 20% slower
+    # the networks' kernels are taken at their raw times (their cold reference branch would make them 29% faster)
     assert fitted.kinds["conv.pointwise"].compute_efficiency == pytest.approx(0.25, rel=0.03)
-    held_out = refit(base, exclude=("model/a",)).fitted
+    # a kind seen only inside networks gets a predictor of its own
+    assert fitted.kinds["conv.grouped"].compute_efficiency == pytest.approx(0.10, rel=0.05)
+    assert fitted.kinds["conv.grouped"].overhead_us == pytest.approx(6.0, abs=0.5)
+    assert graph.context["compute"] == pytest.approx(1.0, abs=0.02)  # nothing left for the context to explain
+    assert graph.sigma == pytest.approx(0.03)  # every held-out network predicted within the floor
+    held_out = refit(base, exclude=("stack",)).fitted
+    assert "conv.grouped" not in held_out.kinds
     assert held_out.graph.context == {"compute": 1.0, "memory": 1.0} and held_out.graph.sigma == 0.15  # nothing to
     # learn them from
     assert isinstance(Calibration.from_dict(refit(base).to_dict()), Calibration)
-    assert math.isfinite(graph.sigma)
+
+
+def test_context_factors_are_medians_over_networks():
+    from shufflebench.latency.calibration import _context
+
+    # four networks, (measured, predicted, kernels) per kind: one network's 1x1 convolutions ran 30x their prediction
+    sums = [{"conv.pointwise": (110.0, 100.0, 3), "elementwise": (50.0, 100.0, 2)},
+            {"conv.pointwise": (220.0, 200.0, 3), "elementwise": (40.0, 80.0, 2)},
+            {"conv.pointwise": (330.0, 300.0, 3)},
+            {"conv.pointwise": (3000.0, 100.0, 3)}]
+    context = _context(sums)
+    # medians of 1.1, 1.1, 1.1, 30 (a ratio of sums would say 5.2, from one network)
+    assert context["conv.pointwise"] == pytest.approx(1.1) and context["compute"] == pytest.approx(1.1)
+    assert "elementwise" not in context  # two networks: too few for a factor of its own
+    assert context["memory"] == pytest.approx(0.5)
 
 
 def test_a_weight_the_engine_packed_away_is_taken_from_the_graph():

@@ -30,7 +30,7 @@ from .design import (LAYOUT_PROBE, REFERENCE_INPUT, REFERENCE_SHAPE, SUBJECT_INP
                      build_reference, subject_shape, with_reference)
 from .fit import Peaks
 from .kernels import base_kind, is_compute
-from .records import GraphRecord, record_of
+from .records import GraphRecord, kernel_time_us, record_of
 
 PARTIAL_SCHEMA = "shufflebench.calibration-partial"
 PARTIAL_VERSION = 1
@@ -133,14 +133,14 @@ def measure_records(device: DeviceProfile, design: Design, policy: SamplingPolic
     return [done[case.name] for case in design.cases], environment, emulated
 
 
-def measured_peaks(records: Sequence[GraphRecord], reference_us: float) -> Peaks:
+def measured_peaks(records: Sequence[GraphRecord], reference_us: float, reference_e2e_us: float) -> Peaks:
     """The device's peaks from its calibration: the fastest multiply-add rate of any sizeable convolution or matrix
     product, the bandwidth of the large element-wise add, and the best bandwidth of any memory-bound kernel."""
     madd_rates, cache = [], []
     memory = 0.0
     for record in records:
         for sample in record.kernels:
-            seconds = sample.ratio * reference_us * 1e-6
+            seconds = kernel_time_us(record, sample, reference_us, reference_e2e_us) * 1e-6
             kernel = sample.kernel
             if is_compute(kernel.kind) and (kernel.madd >= MIN_PEAK_MADD or record.group == "peak"):
                 madd_rates.append(kernel.madd / seconds)

@@ -27,10 +27,11 @@ from ..errors import UsageError
 from ..files import write_json_atomic
 from .fit import MIN_KIND_SAMPLES, KindModel, Peaks, fit_kind, robust_line
 from .kernels import base_kind, is_compute
-from .records import GraphRecord
+from .records import GraphRecord, is_network, kernel_time_us
 
 CALIBRATION_SCHEMA = "shufflebench.calibration"
-CALIBRATION_VERSION = 2  # 1: interleaved graphs timed cold, stems fitted with the kxk convolutions
+CALIBRATION_VERSION = 3  # 1: interleaved graphs timed cold, stems fitted with the kxk convolutions; 2: kinds fitted
+# on kernel graphs alone, no stacks
 #: The environment keys that make two calibrations interchangeable (no hostname: none is recorded).
 FINGERPRINT_KEYS = ("machine", "cpu_model", "board_model", "emulated", "qemu_cpu", "threads", "provider",
                     "optimization_level")
@@ -39,6 +40,7 @@ SIGMA_FLOOR = 0.03  # no whole-graph prediction is trusted to better than 3%
 MIN_CONTEXT_KERNELS = 8  # a kind gets its own context factor from this many kernels in the networks
 MIN_CONTEXT_NETWORKS = 3  # spread over at least this many networks
 DEFAULT_SIGMA = 0.15  # without whole networks to check against
+CONTEXT_FOLDS = 4  # the networks are split this many ways to cross-fit the context factors and sigma
 
 
 def calibrations_dir() -> Path:
@@ -61,12 +63,12 @@ class GraphModel:
     """What a whole graph costs beyond its kernels, and how far to trust a prediction.
 
     run_overhead_us + per_kernel_us x kernels: the time of a run outside the kernels' own times (session, dispatch,
-    allocation), fitted on the short calibration graphs. context: the factor between the kernels' times inside whole
-    networks and their predictions from the isolated kernels, per kernel kind where the networks ran at least
-    `MIN_CONTEXT_KERNELS` of it in `MIN_CONTEXT_NETWORKS` networks, else per group (``compute``: convolutions and matrix products; ``memory``: the
-    others); 1.0 without whole networks. Inside a network a kernel finds other data in the caches than alone: a
-    fully connected layer's weights, say, are evicted by the layers before it. sigma: standard deviation of the log
-    error of a whole-network prediction (each network left out of the context factors in turn).
+    allocation), fitted on the short calibration graphs. context: what the kernel kinds still miss on networks they
+    were not fitted on (cross-fitted, `fit_records`): the median over those networks of their kernels' measured
+    over predicted times, per kernel kind where the networks ran at least `MIN_CONTEXT_KERNELS` of it in
+    `MIN_CONTEXT_NETWORKS` networks, else per group (``compute``: convolutions and matrix products; ``memory``: the
+    others); 1.0 without whole networks. sigma: standard deviation of the log error of a whole-network prediction,
+    each network predicted by kinds fitted without it.
     """
 
     run_overhead_us: float
@@ -201,77 +203,101 @@ class Calibration:
 
 # --- fitting a calibration from its records -------------------------------------------------------------------------
 
-def _times(records: Iterable[GraphRecord], reference_us: float, kind_of=lambda kind: kind) -> dict[str, tuple[list, list]]:
+def _times(records: Iterable[GraphRecord], reference_us: float, reference_e2e_us: float,
+           kind_of=lambda kind: kind) -> dict[str, tuple[list, list]]:
     by_kind: dict[str, tuple[list, list]] = {}
     for record in records:
         for sample in record.kernels:
             kernels, times = by_kind.setdefault(kind_of(sample.kernel.kind), ([], []))
             kernels.append(sample.kernel)
-            times.append(sample.ratio * reference_us)
+            times.append(kernel_time_us(record, sample, reference_us, reference_e2e_us))
     return by_kind
 
 
-def _kernel_sums(fitted: "Fitted", record: GraphRecord, peaks: Peaks,
-                 reference_us: float) -> dict[str, tuple[float, float, int]]:
+def _kernel_sums(fitted: "Fitted", record: GraphRecord, peaks: Peaks, reference_us: float,
+                 reference_e2e_us: float) -> dict[str, tuple[float, float, int]]:
     """Per kernel kind: the record's kernels' measured and predicted times (microseconds) and their count."""
     sums: dict[str, tuple[float, float, int]] = {}
     for sample in record.kernels:
         measured, predicted, count = sums.get(sample.kernel.kind, (0.0, 0.0, 0))
         model = fitted.model_for(sample.kernel.kind)[0]
-        sums[sample.kernel.kind] = (measured + sample.ratio * reference_us,
+        sums[sample.kernel.kind] = (measured + kernel_time_us(record, sample, reference_us, reference_e2e_us),
                                     predicted + model.components(sample.kernel, peaks).total_us, count + 1)
     return sums
 
 
 def _context(sums: Sequence[dict[str, tuple[float, float, int]]]) -> dict[str, float]:
-    """Context factors from networks' kernel sums: per kind with enough kernels, and per group."""
-    totals: dict[str, list[float]] = {group: [0.0, 0.0, 0.0, 0.0] for group in POOLED}
+    """Context factors from networks' kernel sums: per kind with enough kernels, and per group; each the median over
+    networks of measured over predicted, so that every network counts once (a sum would be the largest stacks')."""
+    ratios: dict[str, list[float]] = {group: [] for group in POOLED}
+    counts: dict[str, int] = {}
     for record in sums:
+        groups: dict[str, list[float]] = {}
         for kind, (measured, predicted, count) in record.items():
-            for key in (kind, "compute" if is_compute(kind) else "memory"):
-                total = totals.setdefault(key, [0.0, 0.0, 0.0, 0.0])
-                total[0] += measured
-                total[1] += predicted
-                total[2] += count
-                total[3] += 1  # networks (a network counts once per kind, and once more per group: harmless)
-    return {key: (measured / predicted if predicted > 0 else 1.0)
-            for key, (measured, predicted, count, networks) in totals.items()
-            if key in POOLED or (count >= MIN_CONTEXT_KERNELS and networks >= MIN_CONTEXT_NETWORKS)}
+            group = groups.setdefault("compute" if is_compute(kind) else "memory", [0.0, 0.0])
+            group[0] += measured
+            group[1] += predicted
+            if measured > 0 and predicted > 0:
+                ratios.setdefault(kind, []).append(measured / predicted)
+                counts[kind] = counts.get(kind, 0) + count
+        for key, (measured, predicted) in groups.items():
+            if measured > 0 and predicted > 0:
+                ratios[key].append(measured / predicted)
+    return {key: (math.exp(statistics.median(math.log(r) for r in values)) if values else 1.0)
+            for key, values in ratios.items()
+            if key in POOLED or (counts[key] >= MIN_CONTEXT_KERNELS and len(values) >= MIN_CONTEXT_NETWORKS)}
+
+
+def _kind_models(records: Sequence[GraphRecord], peaks: Peaks, reference_us: float,
+                 reference_e2e_us: float) -> Fitted:
+    """One predictor per kind with enough kernels in ``records``, and the pooled fallbacks (no graph terms)."""
+    kinds = {kind: fit_kind(kind, kernels, times, peaks)
+             for kind, (kernels, times) in _times(records, reference_us, reference_e2e_us).items()
+             if len(times) >= MIN_KIND_SAMPLES}
+    pooled = {group: fit_kind(group, kernels, times, peaks)
+              for group, (kernels, times) in _times(records, reference_us, reference_e2e_us,
+                                                    lambda k: "compute" if is_compute(k) else "memory").items()}
+    return Fitted(kinds, pooled, GraphModel(0.0, 0.0, {group: 1.0 for group in POOLED}, 0.0))
 
 
 def fit_records(records: Sequence[GraphRecord], peaks: Peaks, reference_us: float, reference_e2e_us: float, *,
                 exclude: Sequence[str] = ()) -> Fitted:
     """The predictors of a calibration; groups in ``exclude`` are left out entirely (a family held out).
 
-    Kernel kinds are fitted on the kernels of every graph but the whole networks. The run overhead comes from the
-    short graphs (kernels, chains, peaks: their end-to-end time is least disturbed by a busy machine): their
-    end-to-end time minus their kernels' times, as a line in the number of kernels. The whole networks (groups
-    ``model/...``) give the context factors (`GraphModel`: their kernels' profiled times over the isolated kernels'
-    predictions, summed per kind; no end-to-end time involved) and the uncertainty (each network's end-to-end time
-    against its prediction, the network left out of the context factors).
+    Kernel kinds are fitted on every kernel of the calibration: those of the kernel graphs (each alone) and those of
+    the whole networks and stacks (`is_network`: each where a network runs it, after and before other kernels). A
+    kind's time inside a network is not its time alone: 1x1 convolutions with a fused ReLU6 in MobileNet-like
+    networks ran 15% slower than the kernels alone predicted. The run overhead comes from the short graphs (their
+    end-to-end time beyond their kernels, as a line in the number of kernels).
+
+    The context factors and the uncertainty are cross-fitted (`CONTEXT_FOLDS` folds of the networks): each network's
+    kernels are predicted by kinds fitted without its fold, and the factors are what those held-out networks' kernels
+    measured over what was predicted, per kind where the networks ran at least `MIN_CONTEXT_KERNELS` of it in
+    `MIN_CONTEXT_NETWORKS` networks, else per group; 1.0 where the kinds already follow unseen networks. sigma is
+    the held-out networks' end-to-end error.
     """
     kept = [r for r in records if r.group not in exclude]
-    short = [r for r in kept if not r.group.startswith("model/")]
-    networks = [r for r in kept if r.group.startswith("model/")]
-    kinds = {kind: fit_kind(kind, kernels, times, peaks)
-             for kind, (kernels, times) in _times(short, reference_us).items() if len(times) >= MIN_KIND_SAMPLES}
-    pooled = {group: fit_kind(group, kernels, times, peaks)
-              for group, (kernels, times) in _times(short, reference_us,
-                                                    lambda k: "compute" if is_compute(k) else "memory").items()}
+    short = [r for r in kept if not is_network(r)]
+    networks = [r for r in kept if is_network(r)]
+    kinds = _kind_models(kept, peaks, reference_us, reference_e2e_us)
     outside = [r.e2e_ratio * reference_e2e_us - (sum(s.ratio for s in r.kernels) + 1.0) * reference_us
                for r in short]
     run_overhead, per_kernel = robust_line([r.executed for r in short], outside)
-    isolated = Fitted(kinds, pooled, GraphModel(0.0, 0.0, {group: 1.0 for group in POOLED}, 0.0))
-    sums = [_kernel_sums(isolated, r, peaks, reference_us) for r in networks]
-    context = _context(sums)
-    errors = []
-    for i, record in enumerate(networks):
-        others = GraphModel(0.0, 0.0, _context(sums[:i] + sums[i + 1:]), 0.0)
-        predicted = (run_overhead + per_kernel * record.executed + reference_us
-                     + sum(others.context_for(kind) * p for kind, (_, p, _) in sums[i].items()))
-        errors.append(math.log(predicted / (record.e2e_ratio * reference_e2e_us)))
+    folds = min(CONTEXT_FOLDS, len(networks))
+    held_out: list[dict[str, tuple[float, float, int]]] = [{} for _ in networks]
+    for fold in range(folds):
+        without = _kind_models(short + [r for i, r in enumerate(networks) if i % folds != fold], peaks,
+                               reference_us, reference_e2e_us)
+        for i, record in enumerate(networks):
+            if i % folds == fold:
+                held_out[i] = _kernel_sums(without, record, peaks, reference_us, reference_e2e_us)
+    graph = GraphModel(run_overhead, per_kernel, _context(held_out), 0.0)
+    errors = [math.log(max(run_overhead + per_kernel * record.executed + reference_us
+                           + sum(graph.context_for(kind) * p for kind, (_, p, _) in sums.items()), 1e-3)
+                       / (record.e2e_ratio * reference_e2e_us))
+              for record, sums in zip(networks, held_out)]
     sigma = max(SIGMA_FLOOR, math.sqrt(statistics.fmean(e * e for e in errors)) if errors else DEFAULT_SIGMA)
-    return Fitted(kinds, pooled, GraphModel(run_overhead, per_kernel, context, sigma))
+    return Fitted(kinds.kinds, kinds.pooled, replace(graph, sigma=sigma))
 
 
 def layout_of(records: Sequence[GraphRecord], probe: str) -> int:
@@ -290,10 +316,11 @@ def layout_of(records: Sequence[GraphRecord], probe: str) -> int:
 
 def new_calibration(device: DeviceProfile, environment: Mapping[str, Any], emulated: bool, design: Mapping[str, Any],
                     records: Sequence[GraphRecord], peaks_of, layout: Mapping[str, Any]) -> Calibration:
-    """Fit a calibration to freshly measured records (``peaks_of(records, reference_us)`` measures the peaks)."""
+    """Fit a calibration to freshly measured records (``peaks_of(records, reference_us, reference_e2e_us)`` measures
+    the peaks)."""
     reference_us = statistics.median(r.reference_us for r in records)
     reference_e2e_us = statistics.median(r.reference_e2e_us for r in records)
-    peaks = peaks_of(records, reference_us)
+    peaks = peaks_of(records, reference_us, reference_e2e_us)
     fitted = fit_records(records, peaks, reference_us, reference_e2e_us)
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return Calibration(created, device, emulated, dict(environment), dict(design), dict(layout), peaks, reference_us,

@@ -1,11 +1,14 @@
-"""What a calibration measures: a designed set of small ONNX graphs, one kernel each, and a few whole networks.
+"""What a calibration measures: a designed set of small ONNX graphs, one kernel each, stacks of blocks, whole networks.
 
-Kernels (`full_design`, about 320 graphs; `quick_design`, about 70): 1x1, kxk, depthwise and grouped convolutions
+Kernels (`full_design`, about 330 graphs; `quick_design`, about 70): 1x1, kxk, depthwise and grouped convolutions
 with the activations and residual adds engines fuse into them; element-wise adds and activations; concat, split and
 the channel shuffle (reshape, transpose, reshape); max, average and global pooling; fully connected layers. Shapes
 are drawn with a fixed seed over the channels and spatial sizes of ShuffleNet, MobileNet, ResNet and AlexNet at
 input resolutions 128 to 224, never from the zoo's own layer tables. Whole networks come from the generated space
-(`zoo.networks.space`) at seeds that only the calibration uses. Two graphs measure the device's peaks: a large matrix
+(`zoo.networks.space`) at seeds that only the calibration uses; *stacks* chain one kind of block (1x1 pairs of
+unequal width, grouped 1x1, depthwise-separable, bottleneck with or without its shortcut) at a drawn width and
+feature map, up to the working sets of wide blocks on 56x56 maps, so that kernels are also seen where they follow
+and feed each other at sizes the generated networks never reach. Two graphs measure the device's peaks: a large matrix
 product (multiply-adds per second) and an element-wise add over tensors far larger than any cache (bandwidth).
 
 Every graph also carries the same *reference* convolution on an input of its own. It runs in every profiled run, so
@@ -24,7 +27,7 @@ from typing import Any, Callable, Mapping
 
 from ..export import OPSET
 
-DESIGN_VERSION = 1
+DESIGN_VERSION = 2  # 1: 16 whole networks and no stacks
 SUBJECT_INPUT = "x"
 REFERENCE_INPUT = "shufflebench_reference_input"
 REFERENCE_OUTPUT = "shufflebench_reference_output"
@@ -39,7 +42,15 @@ SPATIAL = (112, 96, 80, 64, 56, 48, 40, 32, 28, 24, 20, 16, 14, 12, 10, 8, 7, 6,
 PROBE_CHANNELS = 33  # the layout probe's output channels: padded to 36, 40, 48 or 64 by a block of 4, 8, 16 or 32
 MAX_ELEMENTS = 1_300_000  # the largest feature map of the networks in view (96 x 112 x 112 is 1.2M)
 MAX_MADD = 300_000_000
-NETWORKS = 16  # whole generated networks in the full design, half of each family
+NETWORKS = 48  # whole generated networks in the full design, half of each family
+STACKS = 48  # stacks of repeated blocks in the full design
+STACK_CHANNELS = (16, 24, 32, 48, 64, 96, 128, 160, 192, 256, 320, 384, 512, 640, 768, 1024, 1280, 1536)
+# Widths that are not multiples of 4 (plain NCHW, as in narrow networks); a quarter of the stacks draw from here.
+STACK_PLAIN_CHANNELS = (9, 13, 18, 22, 26, 46, 90, 138, 174, 234)
+STACK_SIZES = (56, 56, 56, 28, 28, 14, 7)
+STACK_BLOCKS = ("pointwise", "grouped", "separable", "bottleneck")
+MAX_STACK_ELEMENTS = 6_000_000  # wide blocks on 56x56 maps: the guideline experiments' x4 columns reach 5.4M
+MAX_STACK_MADD = 4_000_000_000  # tens of milliseconds a run here: a calibration stays within its minutes
 
 
 @dataclass(frozen=True)
@@ -229,20 +240,58 @@ def _models(count: int) -> list[Case]:
     return cases
 
 
+def _stack(rng: random.Random) -> dict[str, Any]:
+    """A stack of one kind of block at one width and map size: its depth is cut to stay within `MAX_STACK_MADD`."""
+    while True:
+        block = rng.choice(STACK_BLOCKS)
+        channels = rng.choice(STACK_PLAIN_CHANNELS if rng.random() < 0.25 else STACK_CHANNELS)
+        size = rng.choice(STACK_SIZES)
+        params: dict[str, Any] = {"block": block, "channels": channels, "size": size, "ratio": 1, "groups": 1, "relu": True,
+                  "shortcut": False}
+        if block == "pointwise":
+            params["ratio"] = rng.choice((1, 2, 4, 8))
+        elif block == "grouped":
+            params["groups"] = rng.choice((1, 2, 4, 8))
+            params["channels"] = max(params["groups"], channels // params["groups"] * params["groups"])
+        elif block == "bottleneck":
+            params["relu"] = rng.random() < 0.7
+            params["shortcut"] = rng.random() < 0.7
+            params["channels"] = max(16, channels // 4 * 4)
+        per_block = _stack_block_madd(params)
+        widest = params["channels"] * params["ratio"] * size * size
+        if widest <= MAX_STACK_ELEMENTS and per_block <= MAX_STACK_MADD // 2 and per_block > 0:
+            params["blocks"] = max(2, min(10, MAX_STACK_MADD // per_block, rng.randint(2, 10)))
+            return params
+
+
+def _stack_block_madd(p: Mapping[str, Any]) -> int:
+    c, area = p["channels"], p["size"] ** 2
+    per_pixel = {"pointwise": 2 * c * c * p["ratio"], "grouped": c * c // p["groups"], "separable": 9 * c + c * c,
+                 "bottleneck": c * c // 4 * 2 + 9 * (c // 4) ** 2}[p["block"]]
+    return per_pixel * area
+
+
+def _stacks(count: int) -> list[Case]:
+    rng = random.Random(f"shufflebench-calibration-stacks/{DESIGN_VERSION}")
+    return [Case(f"stack/{index}", "stack", _stack(rng), "stack") for index in range(count)]
+
+
 def _chains(repeats: int) -> list[Case]:
     return [Case(f"chain/{length}-{r}", "chain", {"length": length, "channels": 8, "size": 4}, "chain")
             for r in range(repeats) for length in CHAIN_LENGTHS]
 
 
 def full_design() -> Design:
-    """About 340 kernel graphs, the peak and layout graphs, 15 chains and 16 whole generated networks."""
-    return Design("full", tuple([LAYOUT_PROBE, *PEAK_CASES, *_chains(3), *_draw(False), *_models(NETWORKS)]))
+    """About 330 kernel graphs, the peak and layout graphs, 15 chains, `STACKS` stacks and `NETWORKS` whole generated
+    networks."""
+    return Design("full", tuple([LAYOUT_PROBE, *PEAK_CASES, *_chains(3), *_draw(False), *_stacks(STACKS),
+                                 *_models(NETWORKS)]))
 
 
 def quick_design() -> Design:
-    """About 70 kernel graphs, the peak and layout graphs, 5 chains and 2 whole networks (emulated devices,
-    trials)."""
-    return Design("quick", tuple([LAYOUT_PROBE, *PEAK_CASES, *_chains(1), *_draw(True), *_models(2)]),
+    """About 70 kernel graphs, the peak and layout graphs, 5 chains, 4 stacks and 4 whole networks (emulated
+    devices, trials)."""
+    return Design("quick", tuple([LAYOUT_PROBE, *PEAK_CASES, *_chains(1), *_draw(True), *_stacks(4), *_models(4)]),
                   profile_runs=20)
 
 
@@ -396,8 +445,34 @@ def _build_chain(g: GraphBuilder, p: Mapping[str, Any]) -> None:
     g.outputs.append(y)
 
 
+def _conv_relu(g: GraphBuilder, x: str, c_in: int, c_out: int, kernel: int = 1, groups: int = 1,
+               relu: bool = True) -> str:
+    y = g.conv(x, c_in, c_out, kernel, 1, groups)
+    return g.activation(y, "relu") if relu else y
+
+
+def _build_stack(g: GraphBuilder, p: Mapping[str, Any]) -> None:
+    c = p["channels"]
+    y = g.input(SUBJECT_INPUT, (1, c, p["size"], p["size"]))
+    for _ in range(p["blocks"]):
+        if p["block"] == "pointwise":
+            y = _conv_relu(g, _conv_relu(g, y, c, c * p["ratio"]), c * p["ratio"], c)
+        elif p["block"] == "grouped":
+            y = _conv_relu(g, y, c, c, groups=p["groups"])
+        elif p["block"] == "separable":
+            y = _conv_relu(g, g.conv(y, c, c, 3, 1, c), c, c)
+        else:
+            inner = c // 4
+            z = _conv_relu(g, y, c, inner, relu=p["relu"])
+            z = _conv_relu(g, z, inner, inner, kernel=3, relu=p["relu"])
+            z = g.conv(z, inner, c, 1, 1, 1)
+            z = g.node("Add", [z, y])[0] if p["shortcut"] else z
+            y = g.activation(z, "relu") if p["relu"] else z
+    g.outputs.append(y)
+
+
 BUILDERS: dict[str, Callable[[GraphBuilder, Mapping[str, Any]], None]] = {
-    "chain": _build_chain,
+    "chain": _build_chain, "stack": _build_stack,
     "conv": _build_conv, "elementwise": _build_elementwise, "concat": _build_concat, "split": _build_split,
     "shuffle": _build_shuffle, "pool": _build_pool, "global_pool": _build_global_pool,
     "fully_connected": _build_fully_connected, "matmul": _build_matmul,

@@ -131,7 +131,7 @@ class Kernel:
             return {"log_c_in": _log2(channels_in), "log_c_out": _log2(channels_out), "log_hw": _log2(spatial),
                     "log_k2": _log2(_numel(weight[2:])), "stride": float(max(self.stride or (1,))),
                     "log_c_group": _log2(weight[1] if len(weight) > 1 else 1), "sum": float("sum" in self.fused),
-                    **size}
+                    "clip": float("clip" in self.fused), **size}
         features = {"log_elements": _log2(_numel(out)), "log_c": _log2(max(channels_in, channels_out)),
                     "log_hw": _log2(_numel(data[2:]) if len(data) > 2 else 1),
                     "inputs": float(len(self.inputs)), "outputs": float(len(self.outputs)), **size}

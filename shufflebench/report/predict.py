@@ -96,11 +96,11 @@ def render_calibration(calibration: Calibration, stored: Path | None = None) -> 
                       f"{binary_bytes(peaks.cache_bandwidth_bytes_per_s)}/s"))
     spread = calibration.reference_spread
     parts.append(Text(f"the machine drifted by {spread:.0%} during the calibration (the reference kernel's spread "
-                      "between graphs; taken out as ratios)", style="yellow" if spread > DRIFT_WARNING else "dim"))
+                      "between graphs; taken out)", style="yellow" if spread > DRIFT_WARNING else "dim"))
     contexts = ", ".join(f"{kind} x{factor:.2f}" for kind, factor in sorted(graph.context.items()))
     parts.append(Text(f"outside the kernels: {graph.run_overhead_us:.1f} us per run, {graph.per_kernel_us:+.2f} us "
                       f"per kernel; whole-network error sigma {graph.sigma:.1%}"))
-    parts.append(Text(f"kernels inside networks against alone: {contexts}"))
+    parts.append(Text(f"kernels of unseen networks against their kinds' predictions: {contexts}"))
     table = Table(header_style="bold")
     for header in ("kind", "kernels", "overhead us", "of peak MAdd", "of bandwidth", "error", "corrected"):
         table.add_column(header, justify="left" if header == "kind" else "right")
