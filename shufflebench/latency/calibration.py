@@ -273,8 +273,8 @@ def fit_records(records: Sequence[GraphRecord], peaks: Peaks, reference_us: floa
     The context factors and the uncertainty are cross-fitted (`CONTEXT_FOLDS` folds of the networks): each network's
     kernels are predicted by kinds fitted without its fold, and the factors are what those held-out networks' kernels
     measured over what was predicted, per kind where the networks ran at least `MIN_CONTEXT_KERNELS` of it in
-    `MIN_CONTEXT_NETWORKS` networks, else per group; 1.0 where the kinds already follow unseen networks. sigma is
-    the held-out networks' end-to-end error.
+    `MIN_CONTEXT_NETWORKS` networks, else per group (medians: `_context`). sigma is the held-out networks'
+    end-to-end error.
     """
     kept = [r for r in records if r.group not in exclude]
     short = [r for r in kept if not is_network(r)]
