@@ -330,22 +330,27 @@ def regress(
 @friendly
 @with_options(DEVICE, SAMPLING["calibrate"], output("table", "json"))
 def calibrate_device(
-    quick: Annotated[bool, typer.Option("--quick", help="About 80 graphs instead of 360 (emulated devices, trials); "
+    quick: Annotated[bool, typer.Option("--quick", help="About 80 graphs instead of 440 (emulated devices, trials); "
                                         "less accurate.")] = False,
     fresh: Annotated[bool, typer.Option("--fresh", help="Start again instead of resuming a partial calibration.")
                      ] = False,
+    networks: Annotated[Optional[list[str]], typer.Option(
+        "--network", help="A whole network of your own to calibrate with as well (a zoo name with options, or an "
+                          "ONNX file); repeat it for several. A family unlike ShuffleNet and MobileNet is predicted "
+                          "much better with a few of its networks in the calibration.")] = None,
     *, device_options: DeviceOptions, sampling: SamplingPolicy, out: Output,
 ) -> None:
     """Measure a device's kernels once (under 10 minutes on cpu), so `predict` can predict any model on it: stored
     by device and environment (--output writes a copy), resumed where it stopped when interrupted."""
     from .devices import resolve_device_options
-    from .latency.calibrate import calibrate
-    from .latency.design import DESIGNS
+    from .latency.calibrate import calibrate, check_networks
+    from .latency.design import DESIGNS, with_networks
     from .report.predict import render_calibration
 
     guard_outputs({"--output": out.path}, [device_options.device])
     device = resolve_device_options(device_options)
-    design = DESIGNS["quick" if quick else "full"]()
+    check_networks(networks or ())
+    design = with_networks(DESIGNS["quick" if quick else "full"](), networks or ())
     with ProgressBar(f"calibrating {device.name}", sampling.budget_s * len(design.cases)) as bar:
         result = calibrate(device, design, sampling, on_progress=bar.update, status=bar.status, resume=not fresh)
     emit(out, result.to_dict, lambda: render_calibration(result, result.path))

@@ -14,7 +14,7 @@ from shufflebench.devices import resolve_device
 from shufflebench.latency import calibrate as calibrate_module
 from shufflebench.latency.calibrate import calibrate, partial_path
 from shufflebench.latency.calibration import load_calibration, stored_path
-from shufflebench.latency.design import DESIGNS, LAYOUT_PROBE, Case, Design, build_graph, full_design
+from shufflebench.latency.design import DESIGNS, LAYOUT_PROBE, Case, Design, build_graph, full_design, with_networks
 from shufflebench.latency.predictor import local_nchwc_block, predict_model
 from shufflebench.measure.sampling import SamplingPolicy
 from shufflebench.models import resolve_model
@@ -103,6 +103,19 @@ def test_calibrate_from_the_command_line(monkeypatch, tmp_path):
     assert predicted.exit_code == 0, predicted.output
     refused = CliRunner().invoke(app, ["calibrate", "--device", "cpu-torch", *QUICK])
     assert refused.exit_code == 2 and "calibrate uses onnxruntime's profiler" in refused.stderr
+
+
+def test_calibrating_with_networks_of_ones_own(monkeypatch, tmp_path):
+    monkeypatch.setitem(DESIGNS, "quick", lambda: Design("tiny", TINY.cases[:5], profile_runs=3))
+    out = tmp_path / "cpu-calibration.json"
+    result = CliRunner().invoke(app, ["calibrate", "--quick", "--output", str(out), "--network", "g2:resolution=8",
+                                      "--network", "g3:structure=2p,resolution=8", *QUICK])
+    assert result.exit_code == 0, result.output
+    assert "calibration of cpu: 7 graphs (tiny design)" in result.stdout
+    records = {r["case"]: r for r in json.loads(out.read_text())["records"]}
+    assert records["model/own-0"]["group"] == "model/own" and len(records["model/own-0"]["kernels"]) >= 10
+    assert records["model/own-1"]["group"] == "model/own"
+    assert with_networks(TINY, ["g2"]).digest != TINY.digest and with_networks(TINY, []) == TINY
 
 
 def test_the_designs_are_valid_onnx_and_fixed(tmp_path):

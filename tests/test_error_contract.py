@@ -168,6 +168,8 @@ CASES = [
     ("predict v2 --calibration {garbage_json} --output {garbage_json}", "garbage.json", "refusing to overwrite"),
     ("profile v2 --calibration {garbage_json}", "garbage.json", "not a readable calibration"),  # before measuring
     ("calibrate --device cpu-torch", "cpu-torch", "onnxruntime's profiler"),
+    ("calibrate --network os:path", "'os:path'", "allowed: a zoo name with options, or an ONNX file"),
+    ("calibrate --network g2:groups=5", "groups=5", "allowed: 1, 2, 4, 8"),
     # --- baselines and the gate ------------------------------------------------------------------------------------
     ("baseline save v2", "'--output'", "Missing option"),
     ("baseline save --output {dir}/b2.json", "no model given", "use --zoo"),

@@ -62,6 +62,18 @@ def _graph(case: Case, folder: Path) -> CalibrationGraph:
     return CalibrationGraph(build_graph(case, folder), case.name, SUBJECT_INPUT, subject_shape(case))
 
 
+def check_networks(models: Sequence[str]) -> None:
+    """Refuse, in one line and before anything is measured, a network of one's own (`design.with_networks`) that a
+    calibration cannot build on its own: anything but a zoo model or an ONNX file, or one that does not resolve."""
+    from ..zoo.catalog import is_registered
+
+    for model in models:
+        if not (is_registered(model.partition(":")[0].strip()) or model.lower().endswith(".onnx")):
+            raise UsageError(f"--network {model!r} is neither a zoo model nor an .onnx file; allowed: a zoo name "
+                             "with options, or an ONNX file (export a module of your own with torch.onnx.export)")
+        resolve_model(model)
+
+
 def partial_path(device: DeviceProfile, design: Design) -> Path:
     """The partial file of a calibration of ``design`` on ``device``."""
     return calibrations_dir() / f".partial-{device.name}-{design.digest}.json"

@@ -21,9 +21,9 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from ..export import OPSET
 
@@ -296,6 +296,16 @@ def quick_design() -> Design:
 
 
 DESIGNS = {"full": full_design, "quick": quick_design}
+OWN_GROUP = "model/own"  # the group of a user's own networks (`with_networks`)
+
+
+def with_networks(design: Design, models: Sequence[str]) -> Design:
+    """``design`` with a user's own whole networks added (``calibrate --network``): their kernels are fitted with the
+    rest, inside the networks where they run, and they check the context factors and sigma like the generated
+    ones. A family unlike the generated space is predicted much better once a few of its networks are in the
+    calibration (docs/prediction.md: family held out)."""
+    own = tuple(Case(f"{OWN_GROUP}-{index}", "model", {"model": model}, OWN_GROUP) for index, model in enumerate(models))
+    return replace(design, cases=design.cases + own) if own else design
 
 
 # --- building the graphs --------------------------------------------------------------------------------------------
