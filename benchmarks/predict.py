@@ -293,7 +293,8 @@ def report(result: dict[str, Any]) -> str:
               f"Spearman {quiet['spearman']:.3f}.", ""]
     first = result["scores"]["first_pass_ratios"]
     lines += [f"{result['scores']['measured_again']} models were measured again after a slow spell. Against every "
-              f"model's first pass instead: within ±10% {first['within_10']:.1%}, within ±20% {first['within_20']:.1%}, "
+              f"model's first pass instead: within ±10% {first['within_10']:.1%}, "
+              f"within ±20% {first['within_20']:.1%}, "
               f"MAPE {first['mape']:.1%}, Spearman {first['spearman']:.3f}.", ""]
     if "kernel_sums" in result["scores"]:
         k = result["scores"]["kernel_sums"]

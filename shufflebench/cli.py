@@ -337,7 +337,7 @@ def calibrate_device(
     networks: Annotated[Optional[list[str]], typer.Option(
         "--network", help="A whole network of your own to calibrate with as well (a zoo name with options, or an "
                           "ONNX file); repeat it for several. A family unlike ShuffleNet and MobileNet is predicted "
-                          "much better with a few of its networks in the calibration.")] = None,
+                          "much better with about eight of its networks in the calibration.")] = None,
     *, device_options: DeviceOptions, sampling: SamplingPolicy, out: Output,
 ) -> None:
     """Measure a device's kernels once (under 10 minutes on cpu), so `predict` can predict any model on it: stored

@@ -103,6 +103,11 @@ def seeded(make: Callable[[], Any]) -> Any:
         return make()
 
 
+def is_zoo_model(arg: str) -> bool:
+    """Whether a model argument names a zoo model (``name`` or ``name:options``) rather than a file or a callable."""
+    return is_registered(arg.partition(":")[0].strip())
+
+
 def resolve_models(args: Sequence[str], options: VariantOptions = VariantOptions(), *, zoo: bool = False,
                    default_batch: int = 1) -> list[ModelRef]:
     """Several model arguments, then (with ``zoo``) every registered model at its default variant. The zoo variant
@@ -113,7 +118,7 @@ def resolve_models(args: Sequence[str], options: VariantOptions = VariantOptions
     names = list(args) + ([entry.name for entry in entries()] if zoo else [])
     if not names:
         raise UsageError("no model given: name one or more models, or use --zoo")
-    in_zoo = [is_registered(name.partition(":")[0].strip()) for name in names]
+    in_zoo = [is_zoo_model(name) for name in names]
     zoo_flags = {"width": options.width, "groups": options.groups, "resolution": options.resolution}
     for flag, value in zoo_flags.items():
         if value is not None and not any(in_zoo):

@@ -20,7 +20,7 @@ from ..errors import UsageError
 from ..files import read_json, write_json_atomic
 from ..measure.sampling import SamplingPolicy
 from ..measure.stats import Measurement
-from ..models import ModelRef, resolve_model
+from ..models import ModelRef, is_zoo_model, resolve_model
 from ..prepared import PreparedModel
 from ..runners.base import Progress, RunResult
 from ..runners.lookup import runner_for
@@ -65,10 +65,8 @@ def _graph(case: Case, folder: Path) -> CalibrationGraph:
 def check_networks(models: Sequence[str]) -> None:
     """Refuse, in one line and before anything is measured, a network of one's own (`design.with_networks`) that a
     calibration cannot build on its own: anything but a zoo model or an ONNX file, or one that does not resolve."""
-    from ..zoo.catalog import is_registered
-
     for model in models:
-        if not (is_registered(model.partition(":")[0].strip()) or model.lower().endswith(".onnx")):
+        if not (is_zoo_model(model) or model.lower().endswith(".onnx")):
             raise UsageError(f"--network {model!r} is neither a zoo model nor an .onnx file; allowed: a zoo name "
                              "with options, or an ONNX file (export a module of your own with torch.onnx.export)")
         resolve_model(model)

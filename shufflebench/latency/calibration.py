@@ -43,6 +43,11 @@ DEFAULT_SIGMA = 0.15  # without whole networks to check against
 CONTEXT_FOLDS = 4  # the networks are split this many ways to cross-fit the context factors and sigma
 
 
+def group_of(kind: str) -> str:
+    """The group (`POOLED`) of a kernel kind: ``compute`` for convolutions and matrix products, else ``memory``."""
+    return "compute" if is_compute(kind) else "memory"
+
+
 def calibrations_dir() -> Path:
     """Where calibrations are kept: ``$SHUFFLEBENCH_CACHE/calibrations`` or ``~/.cache/shufflebench/calibrations``."""
     root = os.environ.get("SHUFFLEBENCH_CACHE") or Path.home() / ".cache" / "shufflebench"
@@ -78,7 +83,7 @@ class GraphModel:
 
     def context_for(self, kind: str) -> float:
         """The context factor of a kernel kind: its own, else its group's."""
-        return self.context.get(kind) or self.context["compute" if is_compute(kind) else "memory"]
+        return self.context.get(kind) or self.context[group_of(kind)]
 
     def to_dict(self) -> dict[str, Any]:
         return {"run_overhead_us": self.run_overhead_us, "per_kernel_us": self.per_kernel_us,
@@ -106,7 +111,7 @@ class Fitted:
         other = base_kind(kind) if "+" in kind else f"{kind}+nchwc"
         if other in self.kinds:
             return self.kinds[other], True
-        return self.pooled["compute" if is_compute(kind) else "memory"], True
+        return self.pooled[group_of(kind)], True
 
     def to_dict(self) -> dict[str, Any]:
         return {"kinds": {k: m.to_dict() for k, m in self.kinds.items()},
@@ -234,7 +239,7 @@ def _context(sums: Sequence[dict[str, tuple[float, float, int]]]) -> dict[str, f
     for record in sums:
         groups: dict[str, list[float]] = {}
         for kind, (measured, predicted, count) in record.items():
-            group = groups.setdefault("compute" if is_compute(kind) else "memory", [0.0, 0.0])
+            group = groups.setdefault(group_of(kind), [0.0, 0.0])
             group[0] += measured
             group[1] += predicted
             if measured > 0 and predicted > 0:
@@ -255,8 +260,7 @@ def _kind_models(records: Sequence[GraphRecord], peaks: Peaks, reference_us: flo
              for kind, (kernels, times) in _times(records, reference_us, reference_e2e_us).items()
              if len(times) >= MIN_KIND_SAMPLES}
     pooled = {group: fit_kind(group, kernels, times, peaks)
-              for group, (kernels, times) in _times(records, reference_us, reference_e2e_us,
-                                                    lambda k: "compute" if is_compute(k) else "memory").items()}
+              for group, (kernels, times) in _times(records, reference_us, reference_e2e_us, group_of).items()}
     return Fitted(kinds, pooled, GraphModel(0.0, 0.0, {group: 1.0 for group in POOLED}, 0.0))
 
 
@@ -280,8 +284,8 @@ def fit_records(records: Sequence[GraphRecord], peaks: Peaks, reference_us: floa
     short = [r for r in kept if not is_network(r)]
     networks = [r for r in kept if is_network(r)]
     kinds = _kind_models(kept, peaks, reference_us, reference_e2e_us)
-    outside = [r.e2e_ratio * reference_e2e_us - (sum(s.ratio for s in r.kernels) + 1.0) * reference_us
-               for r in short]
+    outside = [r.e2e_ratio * reference_e2e_us - reference_us
+               - sum(kernel_time_us(r, s, reference_us, reference_e2e_us) for s in r.kernels) for r in short]
     run_overhead, per_kernel = robust_line([r.executed for r in short], outside)
     folds = min(CONTEXT_FOLDS, len(networks))
     held_out: list[dict[str, tuple[float, float, int]]] = [{} for _ in networks]

@@ -246,8 +246,8 @@ def _stack(rng: random.Random) -> dict[str, Any]:
         block = rng.choice(STACK_BLOCKS)
         channels = rng.choice(STACK_PLAIN_CHANNELS if rng.random() < 0.25 else STACK_CHANNELS)
         size = rng.choice(STACK_SIZES)
-        params: dict[str, Any] = {"block": block, "channels": channels, "size": size, "ratio": 1, "groups": 1, "relu": True,
-                  "shortcut": False}
+        params: dict[str, Any] = {"block": block, "channels": channels, "size": size, "ratio": 1, "groups": 1,
+                                  "relu": True, "shortcut": False}
         if block == "pointwise":
             params["ratio"] = rng.choice((1, 2, 4, 8))
         elif block == "grouped":
@@ -302,9 +302,10 @@ OWN_GROUP = "model/own"  # the group of a user's own networks (`with_networks`)
 def with_networks(design: Design, models: Sequence[str]) -> Design:
     """``design`` with a user's own whole networks added (``calibrate --network``): their kernels are fitted with the
     rest, inside the networks where they run, and they check the context factors and sigma like the generated
-    ones. A family unlike the generated space is predicted much better once a few of its networks are in the
+    ones. A family unlike the generated space is predicted much better once about eight of its networks are in the
     calibration (docs/prediction.md: family held out)."""
-    own = tuple(Case(f"{OWN_GROUP}-{index}", "model", {"model": model}, OWN_GROUP) for index, model in enumerate(models))
+    own = tuple(Case(f"{OWN_GROUP}-{index}", "model", {"model": model}, OWN_GROUP)
+                for index, model in enumerate(models))
     return replace(design, cases=design.cases + own) if own else design
 
 

@@ -4,9 +4,10 @@ What is compared is the RATIO OF MEDIANS, candidate over baseline (1.10 = the ca
 confidence interval comes from a bootstrap over the measurement ROUNDS: when candidate and baseline were measured
 interleaved (`sampling.collect_interleaved`), sample ``i`` of both comes from the same round (and the same place in
 their turns), and such a pair (a "round" below) is resampled as a whole, so whatever slowed the machine down during
-that round (a neighbour's burst, a frequency step) hits both sides of the ratio alike and mostly cancels. Rounds are resampled in circular blocks of about ``n ** (1/3)`` rounds,
-which keeps the short-range correlation of consecutive runs (caches, turbo budget) inside the resampled data instead
-of pretending each run was independent. Samples stored from another run are not paired; they are resampled apart.
+that round (a neighbour's burst, a frequency step) hits both sides of the ratio alike and mostly cancels. Rounds are
+resampled in circular blocks of about ``n ** (1/3)`` rounds, which keeps the short-range correlation of consecutive
+runs (caches, turbo budget) inside the resampled data instead of pretending each run was independent. Samples stored
+from another run are not paired; they are resampled apart.
 
 The bootstrap is seeded, so the same timings always give the same interval and the same verdict.
 

@@ -59,11 +59,11 @@ def ref_from_record(record: dict[str, Any]) -> ModelRef:
 
 def _against_rev_target(request: RegressRequest) -> str:
     """The ``package.module:callable`` to load from the other revision."""
-    from ..zoo.catalog import is_registered
+    from ..models import is_zoo_model
 
     target = request.against or (request.candidates[0] if len(request.candidates) == 1 else None)
     if (target is None or ":" not in target or target.lower().endswith(".onnx")
-            or is_registered(target.partition(":")[0].strip())):
+            or is_zoo_model(target)):
         raise UsageError("--against-rev takes one package.module:callable of your repository (the candidate, or "
                          "--against) from that revision")
     return target
