@@ -14,7 +14,8 @@ from shufflebench.devices import resolve_device
 from shufflebench.latency import calibrate as calibrate_module
 from shufflebench.latency.calibrate import calibrate, partial_path
 from shufflebench.latency.calibration import load_calibration, stored_path
-from shufflebench.latency.design import DESIGNS, LAYOUT_PROBE, Case, Design, build_graph, full_design, with_networks
+from shufflebench.latency.design import (DESIGNS, DRAWS, LAYOUT_PROBE, Case, Design, build_graph, full_design,
+                                         with_networks)
 from shufflebench.latency.predictor import local_nchwc_block, predict_model
 from shufflebench.measure.sampling import SamplingPolicy
 from shufflebench.models import resolve_model
@@ -98,7 +99,7 @@ def test_calibrate_from_the_command_line(monkeypatch, tmp_path):
     assert result.exit_code == 0, result.output
     for text in ("calibration of cpu: 5 graphs (tiny design)", "peak", "per run", "(compute)", "stored as"):
         assert text in result.stdout, text
-    assert json.loads(out.read_text())["schema"] == "shufflebench.calibration/3"
+    assert json.loads(out.read_text())["schema"] == "shufflebench.calibration/4"
     predicted = CliRunner().invoke(app, ["predict", "g1:resolution=8", "--device", "cpu", "--format", "json"])
     assert predicted.exit_code == 0, predicted.output
     refused = CliRunner().invoke(app, ["calibrate", "--device", "cpu-torch", *QUICK])
@@ -122,8 +123,17 @@ def test_the_designs_are_valid_onnx_and_fixed(tmp_path):
     import onnx
 
     design = full_design()
-    assert 400 < len(design.cases) < 480 and design.digest == full_design().digest
+    assert len(design.cases) == 555 and design.digest == full_design().digest
     assert len({case.name for case in design.cases}) == len(design.cases)
+    counts = {kind: sum(case.name.startswith(f"{kind}/") for case in design.cases) for kind in DRAWS}
+    assert counts["conv.grouped"] == 100 and counts["conv.spatial"] == 60 and counts["elementwise"] == 50
+    # each kind draws from its own seed: more graphs of one kind leave the others' shapes as they were
+    fewer = {**DRAWS, "conv.grouped": (DRAWS["conv.grouped"][0], 10, 2)}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("shufflebench.latency.design.DRAWS", fewer)
+        other = full_design()
+    kept = [c for c in other.cases if not c.name.startswith("conv.grouped/")]
+    assert kept == [c for c in design.cases if not c.name.startswith("conv.grouped/")]
     seen: set[str] = set()
     for case in design.cases:
         if case.builder in seen or case.builder == "model":

@@ -42,6 +42,10 @@ def test_multiply_adds_bytes_and_kind_of_kernels_by_hand():
     assert reorder.kind == "reorder" and reorder.madd == 0 and reorder.bytes == 4 * (32 + 24) * 64
     assert classify("Concat", "", (), 1, ()) == "concat" and classify("GlobalAveragePool", NCHWC, (), 1, ()) == \
         "global_pool+nchwc"
+    # two tensors in (onnxruntime's broadcasting loop) or one (an MLAS activation): two kinds
+    assert classify("Add", "", ((1, 8, 4, 4), (1, 8, 4, 4)), 1, ()) == "elementwise.binary"
+    assert classify("Mul", "", ((1, 8, 4, 4), (1, 8, 1, 1)), 1, ()) == "elementwise.binary"
+    assert classify("Relu", "", ((1, 8, 4, 4),), 1, ()) == "elementwise"
     assert Kernel.from_dict(CONV.to_dict()) == CONV
 
 
@@ -88,6 +92,81 @@ def test_the_fit_recovers_a_roofline_and_keeps_no_correction_it_does_not_need():
     assert roof.memory_efficiency == pytest.approx(1.0, rel=0.03)
     model = fit_kind("conv.pointwise", kernels, times, peaks)
     assert model.cv_error < 0.02 and model.correction is None  # nothing left to correct
+
+
+def test_memory_beyond_the_spill_working_set_by_hand():
+    peaks = Peaks(madd_per_s=1e11, memory_bandwidth_bytes_per_s=1e10, cache_bandwidth_bytes_per_s=4e10)
+    add = Kernel("a", "Add", "", ((1, 64, 56, 56), (1, 64, 56, 56)), ((1, 64, 56, 56),))
+    assert add.bytes == 3 * 4 * 64 * 56 * 56 == 2_408_448
+    model = KindModel("elementwise.binary", 3.0, None, 2.0, None, 10, 0.1, None, 0.1, spill_bytes=1_000_000,
+                      spill_efficiency=4.0)
+    # 2,408,448 bytes at twice the bandwidth (120.4 us) and the 1,408,448 beyond 1 MB at four times more (35.2 us)
+    assert model.components(add, peaks).memory_us == pytest.approx(2_408_448 / 2e10 * 1e6 + 1_408_448 / 4e10 * 1e6)
+    assert model.components(add, peaks).total_us == pytest.approx(3.0 + 120.4224 + 35.2112)
+    small = Kernel("s", "Add", "", ((1, 8, 8, 8), (1, 8, 8, 8)), ((1, 8, 8, 8),))  # 6 KB: within the working set
+    assert model.components(small, peaks).memory_us == pytest.approx(6144 / 2e10 * 1e6)
+    assert KindModel.from_dict(model.to_dict()) == model
+
+
+def _streams(count: int, seed: int = 0) -> list[Kernel]:
+    rng = np.random.default_rng(seed)
+    return [Kernel("a", "Add", "", ((1, c, s, s), (1, c, s, s)), ((1, c, s, s),))
+            for c, s in zip(rng.choice([8, 16, 32, 64, 128, 256], count), rng.choice([7, 14, 28, 56, 112], count))]
+
+
+def test_the_fit_finds_a_second_memory_level_only_where_there_is_one():
+    peaks = Peaks(1e11, 1e10, 4e10)
+    kernels = _streams(120)
+    # 3 us fixed, twice the bandwidth in cache, and every byte beyond 1 MiB costs as much again at 1.5x bandwidth
+    times = [3.0 + (k.bytes / 2e10 + max(0, k.bytes - 2 ** 20) / 1.5e10) * 1e6 for k in kernels]
+    model = fit_kind("elementwise.binary", kernels, times, peaks)
+    assert model.spill_bytes == pytest.approx(2 ** 20) and model.spill_efficiency == pytest.approx(1.5, rel=0.01)
+    assert model.memory_efficiency == pytest.approx(2.0, rel=0.01) and model.overhead_us == pytest.approx(3.0, rel=0.02)
+    assert model.cv_error < 0.01
+    one_level = fit_kind("elementwise.binary", kernels, [3.0 + k.bytes / 2e10 * 1e6 for k in kernels], peaks)
+    assert one_level.spill_bytes is None and one_level.memory_efficiency == pytest.approx(2.0, rel=0.03)
+    convolutions, _ = _synthetic(60)
+    times = [4.0 + (k.bytes / 1e10 + max(0, k.bytes - 2 ** 20) / 1e10) * 1e6 for k in convolutions]
+    assert fit_kind("conv.pointwise", convolutions, times, peaks).spill_bytes is None  # one level for compute kinds
+
+
+def test_a_grouped_convolution_pays_for_its_small_per_group_products_by_hand():
+    peaks = Peaks(madd_per_s=1e11, memory_bandwidth_bytes_per_s=1e10, cache_bandwidth_bytes_per_s=4e10)
+    # the G2 experiment's 8 groups of 23 channels on 56x56: each group a 23 x 23 product over 3,136 positions
+    grouped = Kernel("g", "Conv", "", ((1, 184, 56, 56), (184, 23, 1, 1), (184,)), ((1, 184, 56, 56),), group=8)
+    assert grouped.per_group_product == (23, 23) and grouped.madd == 184 * 3136 * 23 == 13_271_552
+    assert CONV.per_group_product == (16 * 9, 32) and Kernel("r", "Relu", "", ((1, 8),), ((1, 8),)).per_group_product \
+        == (1, 1)
+    plain = KindModel("conv.grouped", 2.0, 0.5, 1.0, None, 10, 0.1, None, 0.1)
+    tiled = KindModel("conv.grouped", 2.0, 0.5, 1.0, None, 10, 0.1, None, 0.1, tile_k=8.0, tile_m=4.0)
+    assert plain.components(grouped, peaks).compute_us == pytest.approx(13_271_552 / 5e10 * 1e6)  # 265.4 us
+    # (1 + 8/23) x (1 + 4/23) = 837/529 = 1.582 times that
+    assert tiled.components(grouped, peaks).compute_us == pytest.approx(265.43104 * 837 / 529)
+    assert KindModel.from_dict(tiled.to_dict()) == tiled
+
+
+def test_the_fit_finds_the_tile_terms_of_grouped_convolutions():
+    rng = np.random.default_rng(3)
+    kernels = []
+    for _ in range(90):
+        groups = int(rng.choice([2, 4, 8]))
+        c_in, c_out = (groups * int(x) for x in rng.choice([3, 6, 12, 24, 48, 96], 2))
+        size = int(rng.choice([7, 14, 28, 56]))
+        kernels.append(Kernel("g", "Conv", "", ((1, c_in, size, size), (c_out, c_in // groups, 1, 1)),
+                              ((1, c_out, size, size),), group=groups))
+    peaks = Peaks(1e11, 1e10, 4e10)
+
+    def time(k: Kernel, tile_k: float, tile_m: float) -> float:
+        per_k, per_m = k.per_group_product
+        return 3.0 + k.madd * (1 + tile_k / per_k) * (1 + tile_m / per_m) / (1e11 * 0.6) * 1e6
+
+    model = fit_kind("conv.grouped", kernels, [time(k, 8, 4) for k in kernels], peaks)
+    assert (model.tile_k, model.tile_m) == (8.0, 4.0) and model.cv_error < 0.02
+    assert model.compute_efficiency == pytest.approx(0.6, rel=0.03)
+    untiled = fit_kind("conv.grouped", kernels, [time(k, 0, 0) for k in kernels], peaks)
+    assert (untiled.tile_k, untiled.tile_m) == (0.0, 0.0)
+    dense = fit_kind("conv.pointwise", kernels, [time(k, 8, 4) for k in kernels], peaks)
+    assert (dense.tile_k, dense.tile_m) == (0.0, 0.0)  # only grouped convolutions get tile terms
 
 
 def test_a_correction_is_kept_where_it_measurably_helps():
@@ -166,15 +245,15 @@ def test_calibration_round_trips_through_its_file(tmp_path):
     calibration = fake_calibration()
     path = save_calibration(calibration, tmp_path / "cal.json")
     data = json.loads(path.read_text())
-    assert data["schema"] == "shufflebench.calibration/3" and data["device"] == "cpu"
+    assert data["schema"] == "shufflebench.calibration/4" and data["device"] == "cpu"
     assert data["fingerprint"] == calibration.fingerprint and len(data["fingerprint"]) == 16
     loaded = load_calibration(path)
     assert loaded.to_dict() == calibration.to_dict() and loaded.path == path
 
 
 @pytest.mark.parametrize("schema, expected", [
-    ("shufflebench.calibration/4", "is a calibration of version 4; this shufflebench reads version 3: calibrate again"),
-    ("shufflebench.calibration/2", "is a calibration of version 2; this shufflebench reads version 3: calibrate again"),
+    ("shufflebench.calibration/5", "is a calibration of version 5; this shufflebench reads version 4: calibrate again"),
+    ("shufflebench.calibration/3", "is a calibration of version 3; this shufflebench reads version 4: calibrate again"),
     ("shufflebench.profile/2", "is not a shufflebench calibration (schema 'shufflebench.profile/2'"),
 ])
 def test_a_foreign_version_is_refused_in_one_line(tmp_path, schema, expected):

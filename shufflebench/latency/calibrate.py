@@ -38,7 +38,7 @@ BATCH = 12  # graphs per runner call (one process start on a board, one interlea
 MIN_PEAK_MADD = 10_000_000  # kernels smaller than this do not count towards the peak multiply-add rate
 MIN_BANDWIDTH_US = 5.0  # nor kernels shorter than this towards the cache bandwidth (the profiler counts whole us)
 # Kernels that read and write every byte they are charged with (a reshape may move nothing at all).
-STREAMING = frozenset({"elementwise", "concat", "split", "transpose", "reorder"})
+STREAMING = frozenset({"elementwise", "elementwise.binary", "concat", "split", "transpose", "reorder"})
 
 
 class CalibrationGraph(PreparedModel):

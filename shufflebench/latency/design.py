@@ -1,6 +1,6 @@
 """What a calibration measures: a designed set of small ONNX graphs, one kernel each, stacks of blocks, whole networks.
 
-Kernels (`full_design`, about 330 graphs; `quick_design`, about 70): 1x1, kxk, depthwise and grouped convolutions
+Kernels (`full_design`, about 445 graphs; `quick_design`, about 70): 1x1, kxk, depthwise and grouped convolutions
 with the activations and residual adds engines fuse into them; element-wise adds and activations; concat, split and
 the channel shuffle (reshape, transpose, reshape); max, average and global pooling; fully connected layers. Shapes
 are drawn with a fixed seed over the channels and spatial sizes of ShuffleNet, MobileNet, ResNet and AlexNet at
@@ -27,7 +27,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..export import OPSET
 
-DESIGN_VERSION = 2  # 1: 16 whole networks and no stacks
+DESIGN_VERSION = 3  # 1: 16 whole networks and no stacks; 2: the 48 stacks; 3: more grouped, kxk and element-wise
+# The version each part of the design was last drawn in (its seed): a new version redraws only the parts it changed.
+DRAWN_IN = {"kernels": 3, "stacks": 2, "networks": 2}
 SUBJECT_INPUT = "x"
 REFERENCE_INPUT = "shufflebench_reference_input"
 REFERENCE_OUTPUT = "shufflebench_reference_output"
@@ -186,10 +188,10 @@ def _fully_connected(rng: random.Random) -> dict[str, Any]:
 #: kind -> (draw, cases in the full design, cases in the quick one)
 DRAWS: dict[str, tuple[Callable[[random.Random], dict[str, Any]], int, int]] = {
     "conv.pointwise": (_pointwise, 70, 14),
-    "conv.spatial": (_spatial_conv, 25, 6),
+    "conv.spatial": (_spatial_conv, 60, 6),
     "conv.depthwise": (_depthwise, 60, 12),
-    "conv.grouped": (_grouped, 40, 8),
-    "elementwise": (_elementwise, 30, 6),
+    "conv.grouped": (_grouped, 100, 8),
+    "elementwise": (_elementwise, 50, 6),
     "concat": (_concat, 15, 3),
     "split": (_split, 15, 3),
     "shuffle": (_shuffle, 20, 4),
@@ -215,9 +217,9 @@ def nchwc_block(padded: int, channels: int = PROBE_CHANNELS) -> int:
 
 
 def _draw(quick: bool) -> list[Case]:
-    rng = random.Random(f"shufflebench-calibration/{DESIGN_VERSION}")
     cases = []
     for kind, (draw, full, small) in DRAWS.items():
+        rng = random.Random(f"shufflebench-calibration/{DRAWN_IN['kernels']}/{kind}")  # more of one kind: same others
         for index in range(small if quick else full):
             cases.append(Case(f"{kind}/{index}", BUILDER.get(kind, kind), draw(rng)))
     if not quick:
@@ -228,7 +230,7 @@ def _draw(quick: bool) -> list[Case]:
 def _models(count: int) -> list[Case]:
     from ..zoo.networks.space import CALIBRATION_SEED_BASE, FAMILIES
 
-    rng = random.Random(f"shufflebench-calibration-models/{DESIGN_VERSION}")
+    rng = random.Random(f"shufflebench-calibration-models/{DRAWN_IN['networks']}")
     cases = []
     for index in range(count):
         family = FAMILIES[index % len(FAMILIES)]
@@ -272,7 +274,7 @@ def _stack_block_madd(p: Mapping[str, Any]) -> int:
 
 
 def _stacks(count: int) -> list[Case]:
-    rng = random.Random(f"shufflebench-calibration-stacks/{DESIGN_VERSION}")
+    rng = random.Random(f"shufflebench-calibration-stacks/{DRAWN_IN['stacks']}")
     return [Case(f"stack/{index}", "stack", _stack(rng), "stack") for index in range(count)]
 
 
@@ -282,7 +284,7 @@ def _chains(repeats: int) -> list[Case]:
 
 
 def full_design() -> Design:
-    """About 330 kernel graphs, the peak and layout graphs, 15 chains, `STACKS` stacks and `NETWORKS` whole generated
+    """About 445 kernel graphs, the peak and layout graphs, 15 chains, `STACKS` stacks and `NETWORKS` whole generated
     networks."""
     return Design("full", tuple([LAYOUT_PROBE, *PEAK_CASES, *_chains(3), *_draw(False), *_stacks(STACKS),
                                  *_models(NETWORKS)]))

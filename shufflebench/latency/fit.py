@@ -8,7 +8,20 @@ For a kernel with ``madd`` multiply-adds and ``bytes`` of memory traffic on a de
 with three numbers per kind fitted to the calibration's kernels by minimizing the squared *relative* error: the
 fixed cost of a kernel of that kind, and the shares of the device's peaks that kind reaches (a depthwise convolution
 reaches a few percent of peak compute, a blocked 1x1 convolution most of it; element-wise kernels working in cache
-reach more than the memory bandwidth). The learned correction multiplies the roofline term by
+reach more than the memory bandwidth).
+
+Kinds without multiply-adds (element-wise, data movement) get a second memory level where it fits their kernels
+better: the bytes beyond a working set of ``spill_bytes`` cost ``1 / spill_efficiency`` more of the bandwidth's
+time, ``t = overhead + bytes / (B * memory_efficiency) + max(0, bytes - spill_bytes) / (B * spill_efficiency)``. One
+bandwidth fitted to kernels that mostly work in cache predicted the element-wise adds, reorders and concats of
+1-10 MB 35-45% too fast; beyond about 1 MB (fitted per kind from `SPILL_GRID`) they were right within a few percent.
+
+Grouped convolutions (`TILED_KINDS`) run one small matrix product per group, and a small product wastes part of
+every register tile of the multiply kernel: their compute term is multiplied by ``(1 + tile_k / k) * (1 + tile_m /
+m)`` with ``k`` the reduction length of a group's product (input channels per group x taps) and ``m`` its output
+channels, ``tile_k`` and ``tile_m`` chosen per kind from `TILE_GRID` by cross-validated error ((0, 0): the plain
+roofline). At one efficiency for all, 23 channels per group ran at 36 GMAdd/s where 180 ran at 63, and the G2
+experiment's networks were predicted 31% too fast with 8 groups and 19% too slow with 2. The learned correction multiplies the roofline term by
 ``exp(w . features)`` (ridge least squares on standardized shape features, numpy only). It is kept only where it
 measurably helps: when it lowers the cross-validated mean relative error of that kind by at least `HELPS` of itself
 and `MIN_GAIN` in all (and the kind has `MIN_CORRECTION_SAMPLES` kernels). Both errors are stored, so a calibration
@@ -25,7 +38,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .kernels import Kernel, is_compute
+from .kernels import Kernel, base_kind, is_compute
 
 HELPS = 0.10  # the correction must cut the cross-validated error by this share of itself
 MIN_GAIN = 0.01  # and by at least this much (one point of mean relative error: below it is timing noise)
@@ -36,6 +49,10 @@ RIDGE = 1.0
 MAX_FACTOR = 4.0  # a correction never moves a roofline term by more than this factor either way
 _COMPUTE_GRID = np.logspace(-3.5, 0.0, 48)  # a kind never beats the device's measured peak rate
 _MEMORY_GRID = np.logspace(-2.5, 2.0, 48)
+SPILL_GRID = 2.0 ** np.arange(17.0, 25.5, 0.5)  # working sets tried for a second memory level: 128 KB to 32 MB
+MIN_SPILL_COST = 0.1  # a second level's bytes cost at least this much more than the first level's
+TILED_KINDS = frozenset({"conv.grouped"})  # kinds (without layout) whose compute term depends on the group's product
+TILE_GRID = (0.0, 2.0, 4.0, 8.0, 16.0)  # tile_k and tile_m tried for them
 
 
 @dataclass(frozen=True)
@@ -109,7 +126,9 @@ class KindModel:
     """The predictor of one kernel kind (module docstring) and the evidence for it.
 
     compute_efficiency: share of the peak multiply-add rate reached (None for kinds without multiply-adds).
-    memory_efficiency: effective bandwidth over the measured memory bandwidth. cv_error / cv_error_corrected: mean
+    memory_efficiency: effective bandwidth over the measured memory bandwidth. spill_bytes / spill_efficiency: the
+    second memory level (module docstring; None where one level fits best). tile_k / tile_m: the small-product
+    factor of grouped convolutions (module docstring; 0 for other kinds). cv_error / cv_error_corrected: mean
     relative error of the roofline alone and with the correction, cross-validated. spread: standard deviation of
     the log error of the predictor in use, cross-validated.
     """
@@ -123,14 +142,20 @@ class KindModel:
     cv_error: float
     cv_error_corrected: float | None
     spread: float
+    spill_bytes: float | None = None
+    spill_efficiency: float | None = None
+    tile_k: float = 0.0
+    tile_m: float = 0.0
 
     def components(self, kernel: Kernel, peaks: Peaks) -> Components:
         """The predicted time of ``kernel`` by part."""
         factor = self.correction.factor(kernel.features()) if self.correction else 1.0
-        compute = (kernel.madd / (peaks.madd_per_s * self.compute_efficiency) * 1e6 * factor
-                   if self.compute_efficiency else 0.0)
-        memory = kernel.bytes / (peaks.memory_bandwidth_bytes_per_s * self.memory_efficiency) * 1e6 * factor
-        return Components(self.overhead_us, compute, memory)
+        compute = (kernel.madd * tile_factor(kernel, self.tile_k, self.tile_m)
+                   / (peaks.madd_per_s * self.compute_efficiency) * 1e6 * factor if self.compute_efficiency else 0.0)
+        memory = kernel.bytes / self.memory_efficiency
+        if self.spill_bytes is not None and self.spill_efficiency:
+            memory += max(0.0, kernel.bytes - self.spill_bytes) / self.spill_efficiency
+        return Components(self.overhead_us, compute, memory / peaks.memory_bandwidth_bytes_per_s * 1e6 * factor)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -145,7 +170,21 @@ class KindModel:
                    float(data["memory_efficiency"]), Correction.from_dict(correction) if correction else None,
                    int(data["samples"]), float(data["cv_error"]),
                    None if data["cv_error_corrected"] is None else float(data["cv_error_corrected"]),
-                   float(data["spread"]))
+                   float(data["spread"]), _optional(data.get("spill_bytes")), _optional(data.get("spill_efficiency")),
+                   float(data.get("tile_k", 0.0)), float(data.get("tile_m", 0.0)))
+
+
+def tile_factor(kernel: Kernel, tile_k: float, tile_m: float) -> float:
+    """How much longer a kernel's multiply-adds take for the size of each group's matrix product (module
+    docstring): 1 with no tile terms."""
+    if not (tile_k or tile_m):
+        return 1.0
+    k, m = kernel.per_group_product
+    return (1.0 + tile_k / k) * (1.0 + tile_m / m)
+
+
+def _optional(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 # --- the roofline ---------------------------------------------------------------------------------------------------
@@ -155,9 +194,13 @@ class _Roof:
     overhead: float
     compute_efficiency: float | None
     memory_efficiency: float
+    spill_us: float | None = None  # the second level's working set, as microseconds at the memory bandwidth
+    spill_efficiency: float | None = None
 
     def term(self, compute: np.ndarray, memory: np.ndarray) -> np.ndarray:
         roof = memory / self.memory_efficiency
+        if self.spill_us is not None and self.spill_efficiency:
+            roof = roof + np.maximum(memory - self.spill_us, 0.0) / self.spill_efficiency
         if self.compute_efficiency:
             roof = np.maximum(roof, compute / self.compute_efficiency)
         return roof
@@ -173,9 +216,40 @@ def _best_overhead(times: np.ndarray, roof: np.ndarray) -> tuple[np.ndarray, np.
     return overhead[..., 0], loss
 
 
-def fit_roofline(compute: np.ndarray, memory: np.ndarray, times: np.ndarray) -> _Roof:
+def _relative_loss(roof: _Roof, compute: np.ndarray, memory: np.ndarray, times: np.ndarray) -> float:
+    return float((((roof.overhead + roof.term(compute, memory)) / times - 1.0) ** 2).sum())
+
+
+def _with_spill(memory: np.ndarray, times: np.ndarray, one_level: _Roof,
+                spill_grid_us: Sequence[float]) -> _Roof:
+    """The best two-level memory roofline over the working sets ``spill_grid_us`` (microseconds at the memory
+    bandwidth), or ``one_level`` where none fits better: for each working set a weighted least-squares line in the
+    bytes and the bytes beyond it (weights 1/time: relative errors), kept only where the bytes beyond cost at least
+    `MIN_SPILL_COST` more."""
+    none = np.zeros_like(memory)
+    best, best_loss = one_level, _relative_loss(one_level, none, memory, times)
+    weights = 1.0 / times
+    for spill_us in spill_grid_us:
+        beyond = np.maximum(memory - spill_us, 0.0)
+        if not np.any(beyond > 0) or np.all(beyond > 0):
+            continue  # every kernel on one side of it: no second level to see
+        design = np.column_stack([np.ones_like(memory), memory, beyond])
+        overhead, per_us, beyond_per_us = np.linalg.lstsq(design * weights[:, None], times * weights, rcond=None)[0]
+        if per_us <= 0 or beyond_per_us < MIN_SPILL_COST * per_us:
+            continue  # not a second level: the bytes beyond it cost (nearly) what the others do
+        roof = _Roof(float(np.clip(overhead, 0.0, times.min())), None, float(1.0 / per_us), float(spill_us),
+                     float(1.0 / beyond_per_us))
+        loss = _relative_loss(roof, none, memory, times)
+        if loss < best_loss:
+            best, best_loss = roof, loss
+    return best
+
+
+def fit_roofline(compute: np.ndarray, memory: np.ndarray, times: np.ndarray,
+                 spill_grid_us: Sequence[float] = ()) -> _Roof:
     """Overhead and efficiencies for times ``times`` (microseconds) of kernels whose time at the device's peaks is
-    ``compute`` and ``memory`` (microseconds): a grid search, then a finer one around the best point."""
+    ``compute`` and ``memory`` (microseconds): a grid search, then a finer one around the best point. Kinds without
+    multiply-adds try a second memory level at each working set of ``spill_grid_us`` (`_with_spill`)."""
     has_compute = bool(np.any(compute > 0))
     compute_grid = _COMPUTE_GRID if has_compute else np.array([np.inf])
     memory_grid = _MEMORY_GRID
@@ -188,7 +262,8 @@ def fit_roofline(compute: np.ndarray, memory: np.ndarray, times: np.ndarray) -> 
         if has_compute:
             compute_grid = np.minimum(best[1] * np.logspace(-0.1, 0.1, 21), 1.0)
         memory_grid = best[2] * np.logspace(-0.1, 0.1, 21)
-    return _Roof(best[0], best[1] if has_compute else None, best[2])
+    roof = _Roof(best[0], best[1] if has_compute else None, best[2])
+    return roof if has_compute else _with_spill(memory, times, roof, spill_grid_us)
 
 
 # --- the correction -------------------------------------------------------------------------------------------------
@@ -219,8 +294,8 @@ class _Fitted:
 
 
 def _fit(compute: np.ndarray, memory: np.ndarray, times: np.ndarray, rows: Sequence[Mapping[str, float]],
-         corrected: bool) -> _Fitted:
-    roof = fit_roofline(compute, memory, times)
+         corrected: bool, spill_grid_us: Sequence[float]) -> _Fitted:
+    roof = fit_roofline(compute, memory, times, spill_grid_us)
     if not corrected:
         return _Fitted(roof, None)
     names = sorted(rows[0])
@@ -231,41 +306,64 @@ def _fit(compute: np.ndarray, memory: np.ndarray, times: np.ndarray, rows: Seque
 
 
 def _cross_validated(compute: np.ndarray, memory: np.ndarray, times: np.ndarray,
-                     rows: Sequence[Mapping[str, float]], corrected: bool) -> np.ndarray:
+                     rows: Sequence[Mapping[str, float]], corrected: bool,
+                     spill_grid_us: Sequence[float]) -> np.ndarray:
     """Each kernel's prediction from a fit without its fold."""
     folds = min(FOLDS, len(times))
     predicted = np.empty_like(times)
     index = np.arange(len(times))
     for fold in range(folds):
         test, train = index % folds == fold, index % folds != fold
-        fitted = _fit(compute[train], memory[train], times[train], [rows[i] for i in index[train]], corrected)
+        fitted = _fit(compute[train], memory[train], times[train], [rows[i] for i in index[train]], corrected,
+                      spill_grid_us)
         predicted[test] = fitted.predict(compute[test], memory[test], [rows[i] for i in index[test]])
     return predicted
 
 
-def fit_kind(kind: str, kernels: Sequence[Kernel], times_us: Sequence[float], peaks: Peaks) -> KindModel:
-    """The predictor of ``kind`` from its calibration kernels and their times (microseconds)."""
-    times = np.asarray(times_us, dtype=float)
-    compute = np.array([k.madd / peaks.madd_per_s * 1e6 for k in kernels])
-    memory = np.array([k.bytes / peaks.memory_bandwidth_bytes_per_s * 1e6 for k in kernels])
-    rows = [k.features() for k in kernels]
-    if not any(is_compute(k.kind) for k in kernels):
-        compute = np.zeros_like(times)
-    base_cv = _cross_validated(compute, memory, times, rows, corrected=False) if len(times) >= 2 else times
+def _fit_kind_at(kind: str, times: np.ndarray, compute: np.ndarray, memory: np.ndarray,
+                 rows: Sequence[Mapping[str, float]], peaks: Peaks, tile: tuple[float, float]) -> KindModel:
+    spill_grid = SPILL_GRID / peaks.memory_bandwidth_bytes_per_s * 1e6
+    base_cv = _cross_validated(compute, memory, times, rows, False, spill_grid) if len(times) >= 2 else times
     base_error = float(np.mean(np.abs(base_cv - times) / times))
     corrected_error = None
     use = False
     chosen_cv = base_cv
     if len(times) >= MIN_CORRECTION_SAMPLES and len({tuple(sorted(r)) for r in rows}) == 1:
-        corrected_cv = _cross_validated(compute, memory, times, rows, corrected=True)
+        corrected_cv = _cross_validated(compute, memory, times, rows, True, spill_grid)
         corrected_error = float(np.mean(np.abs(corrected_cv - times) / times))
         use = corrected_error <= (1.0 - HELPS) * base_error and base_error - corrected_error >= MIN_GAIN
         if use:
             chosen_cv = corrected_cv
-    fitted = _fit(compute, memory, times, rows, corrected=use)
+    fitted = _fit(compute, memory, times, rows, use, spill_grid)
     spread = float(np.std(np.log(np.maximum(chosen_cv, 1e-3) / times)))
-    return KindModel(kind, fitted.roof.overhead, fitted.roof.compute_efficiency, fitted.roof.memory_efficiency,
-                     fitted.correction, len(times), base_error, corrected_error, spread)
+    roof = fitted.roof
+    spill_bytes = None if roof.spill_us is None else roof.spill_us * peaks.memory_bandwidth_bytes_per_s / 1e6
+    return KindModel(kind, roof.overhead, roof.compute_efficiency, roof.memory_efficiency, fitted.correction,
+                     len(times), base_error, corrected_error, spread, spill_bytes, roof.spill_efficiency, *tile)
+
+
+def fit_kind(kind: str, kernels: Sequence[Kernel], times_us: Sequence[float], peaks: Peaks) -> KindModel:
+    """The predictor of ``kind`` from its calibration kernels and their times (microseconds); for `TILED_KINDS`
+    with the tile terms of `TILE_GRID` whose roofline has the lowest cross-validated error (the correction is
+    decided after, on that roofline)."""
+    times = np.asarray(times_us, dtype=float)
+    madd = np.array([k.madd / peaks.madd_per_s * 1e6 for k in kernels])
+    memory = np.array([k.bytes / peaks.memory_bandwidth_bytes_per_s * 1e6 for k in kernels])
+    rows = [k.features() for k in kernels]
+    if not any(is_compute(k.kind) for k in kernels):
+        return _fit_kind_at(kind, times, np.zeros_like(times), memory, rows, peaks, (0.0, 0.0))
+    tile = (0.0, 0.0)
+    if base_kind(kind) in TILED_KINDS and len(times) >= FOLDS:
+        spill_grid = SPILL_GRID / peaks.memory_bandwidth_bytes_per_s * 1e6
+
+        def error(candidate: tuple[float, float]) -> float:
+            compute = madd * np.array([tile_factor(k, *candidate) for k in kernels])
+            return float(np.mean(np.abs(_cross_validated(compute, memory, times, rows, False, spill_grid) / times
+                                        - 1.0)))
+
+        tile = min(((a, b) for a in TILE_GRID for b in TILE_GRID), key=error)
+    compute = madd * np.array([tile_factor(k, *tile) for k in kernels])
+    return _fit_kind_at(kind, times, compute, memory, rows, peaks, tile)
 
 
 # --- the whole graph --------------------------------------------------------------------------------------------------

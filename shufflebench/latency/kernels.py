@@ -10,19 +10,23 @@ conv.pointwise      dense 1x1 convolution            conv.spatial    dense kxk c
 conv.stem           dense convolution of an image    conv.depthwise  one input channel per group
                     (at most `STEM_CHANNELS` input   conv.grouped    other grouped convolutions
                     channels)
-gemm                fully connected / matrix product elementwise     add, activation, unfused batch norm
-pool                max / average pooling            global_pool     global average / max pooling, ReduceMean
-concat              channel concatenation            split           channel split
-transpose           a data transpose (the shuffle)   reorder         a layout conversion the engine inserted
-reshape             reshape, flatten (views)         other           anything else
+gemm                fully connected / matrix product elementwise     activation, unfused batch norm
+elementwise.binary  add, multiply... of two tensors  pool            max / average pooling
+global_pool         global average / max pooling,   concat          channel concatenation
+                    ReduceMean
+split               channel split                    transpose       a data transpose (the shuffle)
+reorder             a layout conversion the engine   reshape         reshape, flatten (views)
+                    inserted                         other           anything else
 ==================  ================================================================================
 
 Convolutions and pooling that run in onnxruntime's blocked NCHWc layout get the suffix ``+nchwc``: the same
 operator runs different code there. A stem is its own kind because it runs other code too (in the blocked layout it
 reads the plain image and writes blocks) and because inside a network it is the first kernel, on an input nothing
 has touched yet: fitted with the other kxk convolutions, its context factor (measured 1.34 on the calibration's
-networks) was applied to every 3x3 convolution of a network. Everything is float32 (4 bytes per element), as every
-shufflebench export.
+networks) was applied to every 3x3 convolution of a network. Binary element-wise operators are their own kind
+because onnxruntime runs them through its broadcasting loop, activations through MLAS: on tensors of 1-6 MB an add
+moved 27-30 GB/s where a ReLU moved 55, and one fit for both was right for neither. Everything is float32 (4 bytes
+per element), as every shufflebench export.
 """
 
 from __future__ import annotations
@@ -36,8 +40,8 @@ NCHWC_DOMAIN = "com.microsoft.nchwc"
 
 _CONV_OPS = {"Conv", "FusedConv"}
 _GEMM_OPS = {"Gemm", "MatMul", "FusedGemm", "FusedMatMul"}
-_ELEMENTWISE_OPS = {"Add", "Sum", "Mul", "Sub", "Div", "Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish",
-                    "LeakyRelu", "BatchNormalization", "Tanh", "Max", "Min"}
+_BINARY_OPS = {"Add", "Sum", "Mul", "Sub", "Div", "Max", "Min"}
+_ELEMENTWISE_OPS = {"Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu", "BatchNormalization", "Tanh"}
 _POOL_OPS = {"MaxPool", "AveragePool"}
 _GLOBAL_POOL_OPS = {"GlobalAveragePool", "GlobalMaxPool", "ReduceMean"}
 _RESHAPE_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"}
@@ -46,6 +50,7 @@ _SIMPLE = {"Concat": "concat", "Split": "split", "Transpose": "transpose", "Reor
 
 #: Every kind a kernel can have, without the layout suffix.
 KINDS = ("conv.pointwise", "conv.spatial", "conv.stem", "conv.depthwise", "conv.grouped", "gemm", "elementwise",
+         "elementwise.binary",
          "pool", "global_pool", "concat", "split", "transpose", "reorder", "reshape", "other")
 COMPUTE_KINDS = frozenset({"conv.pointwise", "conv.spatial", "conv.stem", "conv.depthwise", "conv.grouped", "gemm"})
 STEM_CHANNELS = 4  # a dense convolution reading at most this many channels reads an image (RGB, RGBA, grey)
@@ -109,6 +114,15 @@ class Kernel:
         return BYTES_PER_ELEMENT * (sum(_numel(s) for s in self.inputs) + sum(_numel(s) for s in self.outputs))
 
     @property
+    def per_group_product(self) -> tuple[int, int]:
+        """A convolution as the matrix product each of its groups runs: (reduction length, outputs per position) =
+        (input channels per group x kernel taps, output channels per group); (1, 1) for other kernels."""
+        if base_kind(self.kind).startswith("conv.") and len(self.inputs) > 1 and len(self.inputs[1]) > 1:
+            weight = self.inputs[1]
+            return weight[1] * _numel(weight[2:]), max(1, weight[0] // max(self.group, 1))
+        return 1, 1
+
+    @property
     def arithmetic_intensity(self) -> float:
         """Multiply-adds per byte."""
         return self.madd / self.bytes if self.bytes else 0.0
@@ -167,6 +181,8 @@ def classify(op: str, domain: str, inputs: Sequence[Sequence[int]], group: int, 
         return kind + layout
     if op in _GEMM_OPS:
         return "gemm"
+    if op in _BINARY_OPS:
+        return "elementwise.binary"
     if op in _ELEMENTWISE_OPS:
         return "elementwise"
     if op in _POOL_OPS:

@@ -32,7 +32,7 @@ from .summary import PredictionSummary
 PREDICTION_SCHEMA = "shufflebench.prediction/1"
 Z95 = 1.96
 #: Kinds whose roofline time is element-wise work (G4); other kinds without multiply-adds move data.
-ELEMENTWISE_KINDS = frozenset({"elementwise"})
+ELEMENTWISE_KINDS = frozenset({"elementwise", "elementwise.binary"})
 GROUPED_KINDS = frozenset({"conv.depthwise", "conv.grouped"})
 REORDER_KINDS = frozenset({"reorder"})
 CAUSES = {

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..latency.calibration import Calibration
+from ..latency.fit import KindModel
 from ..latency.predictor import CAUSES, KernelPrediction, Prediction
 from .banner import EMULATED, emulated_text
 from .compare import check_plot_path, pyplot, save_figure
@@ -102,7 +103,7 @@ def render_calibration(calibration: Calibration, stored: Path | None = None) -> 
                       f"per kernel; whole-network error sigma {graph.sigma:.1%}"))
     parts.append(Text(f"kernels of unseen networks against their kinds' predictions: {contexts}"))
     table = Table(header_style="bold")
-    for header in ("kind", "kernels", "overhead us", "of peak MAdd", "of bandwidth", "error", "corrected"):
+    for header in ("kind", "kernels", "overhead us", "of peak MAdd", "of bandwidth", "beyond", "error", "corrected"):
         table.add_column(header, justify="left" if header == "kind" else "right")
     for kind, model in sorted({**calibration.fitted.kinds, **{f"({k})": m for k, m in
                                                                calibration.fitted.pooled.items()}}.items()):
@@ -111,15 +112,22 @@ def render_calibration(calibration: Calibration, stored: Path | None = None) -> 
             corrected += " (used)"
         table.add_row(kind, str(model.samples), f"{model.overhead_us:.1f}",
                       "-" if model.compute_efficiency is None else f"{model.compute_efficiency:.0%}",
-                      f"{model.memory_efficiency:.2f}x", f"{model.cv_error:.0%}", corrected)
+                      f"{model.memory_efficiency:.2f}x", _spill(model), f"{model.cv_error:.0%}", corrected)
     parts.append(table)
-    parts.append(Text("error: mean relative error of a kind's roofline, cross-validated; corrected: with the learned "
+    parts.append(Text("beyond: the working set past which bytes cost more, and the bandwidth of that extra cost; "
+                      "error: mean relative error of a kind's roofline, cross-validated; corrected: with the learned "
                       "shape correction (used where it cut the error by 10% or more); (compute) and (memory): the "
                       "pooled fallbacks", style="dim"))
     if stored is not None:
         parts.append(Text(f"stored as {stored}; predict with: shufflebench predict MODEL --device "
                           f"{calibration.device.name}", style="dim"))
     return Group(*parts)
+
+
+def _spill(model: KindModel) -> str:
+    if model.spill_bytes is None or not model.spill_efficiency:
+        return "-"
+    return f"{model.spill_bytes / 1e6:.1f} MB: {model.spill_efficiency:.2f}x"
 
 
 def plot_roofline(prediction: Prediction, path: str | Path) -> Path:
