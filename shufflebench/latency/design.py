@@ -1,6 +1,6 @@
 """What a calibration measures: a designed set of small ONNX graphs, one kernel each, stacks of blocks, whole networks.
 
-Kernels (`full_design`, about 445 graphs; `quick_design`, about 70): 1x1, kxk, depthwise and grouped convolutions
+Kernels (`full_design`, about 440 graphs; `quick_design`, about 70): 1x1, kxk, depthwise and grouped convolutions
 with the activations and residual adds engines fuse into them; element-wise adds and activations; concat, split and
 the channel shuffle (reshape, transpose, reshape); max, average and global pooling; fully connected layers. Shapes
 are drawn with a fixed seed over the channels and spatial sizes of ShuffleNet, MobileNet, ResNet and AlexNet at
@@ -284,7 +284,7 @@ def _chains(repeats: int) -> list[Case]:
 
 
 def full_design() -> Design:
-    """About 445 kernel graphs, the peak and layout graphs, 15 chains, `STACKS` stacks and `NETWORKS` whole generated
+    """About 440 kernel graphs, the peak and layout graphs, 15 chains, `STACKS` stacks and `NETWORKS` whole generated
     networks."""
     return Design("full", tuple([LAYOUT_PROBE, *PEAK_CASES, *_chains(3), *_draw(False), *_stacks(STACKS),
                                  *_models(NETWORKS)]))

@@ -320,9 +320,16 @@ def _cross_validated(compute: np.ndarray, memory: np.ndarray, times: np.ndarray,
     return predicted
 
 
+def _spill_grid_us(peaks: Peaks) -> np.ndarray:
+    """`SPILL_GRID` as microseconds at the device's memory bandwidth (the unit of the memory term)."""
+    return SPILL_GRID / peaks.memory_bandwidth_bytes_per_s * 1e6
+
+
 def _fit_kind_at(kind: str, times: np.ndarray, compute: np.ndarray, memory: np.ndarray,
                  rows: Sequence[Mapping[str, float]], peaks: Peaks, tile: tuple[float, float]) -> KindModel:
-    spill_grid = SPILL_GRID / peaks.memory_bandwidth_bytes_per_s * 1e6
+    """A kind's predictor from its kernels' times and roofline terms (``compute`` already carries the tile factor):
+    the roofline, and the correction where it helps (module docstring)."""
+    spill_grid = _spill_grid_us(peaks)
     base_cv = _cross_validated(compute, memory, times, rows, False, spill_grid) if len(times) >= 2 else times
     base_error = float(np.mean(np.abs(base_cv - times) / times))
     corrected_error = None
@@ -352,18 +359,20 @@ def fit_kind(kind: str, kernels: Sequence[Kernel], times_us: Sequence[float], pe
     rows = [k.features() for k in kernels]
     if not any(is_compute(k.kind) for k in kernels):
         return _fit_kind_at(kind, times, np.zeros_like(times), memory, rows, peaks, (0.0, 0.0))
+
+    def tiled(tile: tuple[float, float]) -> np.ndarray:
+        return madd * np.array([tile_factor(k, *tile) for k in kernels])
+
     tile = (0.0, 0.0)
     if base_kind(kind) in TILED_KINDS and len(times) >= FOLDS:
-        spill_grid = SPILL_GRID / peaks.memory_bandwidth_bytes_per_s * 1e6
+        spill_grid = _spill_grid_us(peaks)
 
         def error(candidate: tuple[float, float]) -> float:
-            compute = madd * np.array([tile_factor(k, *candidate) for k in kernels])
-            return float(np.mean(np.abs(_cross_validated(compute, memory, times, rows, False, spill_grid) / times
-                                        - 1.0)))
+            predicted = _cross_validated(tiled(candidate), memory, times, rows, False, spill_grid)
+            return float(np.mean(np.abs(predicted / times - 1.0)))
 
         tile = min(((a, b) for a in TILE_GRID for b in TILE_GRID), key=error)
-    compute = madd * np.array([tile_factor(k, *tile) for k in kernels])
-    return _fit_kind_at(kind, times, compute, memory, rows, peaks, tile)
+    return _fit_kind_at(kind, times, tiled(tile), memory, rows, peaks, tile)
 
 
 # --- the whole graph --------------------------------------------------------------------------------------------------
