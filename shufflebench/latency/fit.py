@@ -320,9 +320,9 @@ def _cross_validated(compute: np.ndarray, memory: np.ndarray, times: np.ndarray,
     return predicted
 
 
-def _spill_grid_us(peaks: Peaks) -> np.ndarray:
+def _spill_grid_us(peaks: Peaks) -> list[float]:
     """`SPILL_GRID` as microseconds at the device's memory bandwidth (the unit of the memory term)."""
-    return SPILL_GRID / peaks.memory_bandwidth_bytes_per_s * 1e6
+    return [float(size) / peaks.memory_bandwidth_bytes_per_s * 1e6 for size in SPILL_GRID]
 
 
 def _fit_kind_at(kind: str, times: np.ndarray, compute: np.ndarray, memory: np.ndarray,
