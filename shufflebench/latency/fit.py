@@ -21,11 +21,12 @@ every register tile of the multiply kernel: their compute term is multiplied by 
 m)`` with ``k`` the reduction length of a group's product (input channels per group x taps) and ``m`` its output
 channels, ``tile_k`` and ``tile_m`` chosen per kind from `TILE_GRID` by cross-validated error ((0, 0): the plain
 roofline). At one efficiency for all, 23 channels per group ran at 36 GMAdd/s where 180 ran at 63, and the G2
-experiment's networks were predicted 31% too fast with 8 groups and 19% too slow with 2. The learned correction multiplies the roofline term by
-``exp(w . features)`` (ridge least squares on standardized shape features, numpy only). It is kept only where it
-measurably helps: when it lowers the cross-validated mean relative error of that kind by at least `HELPS` of itself
-and `MIN_GAIN` in all (and the kind has `MIN_CORRECTION_SAMPLES` kernels). Both errors are stored, so a calibration
-shows the evidence.
+experiment's networks were predicted 31% too fast with 8 groups and 19% too slow with 2.
+
+The learned correction multiplies the roofline term by ``exp(w . features)`` (ridge least squares on standardized
+shape features, numpy only). It is kept only where it measurably helps: when it lowers the cross-validated mean
+relative error of that kind by at least `HELPS` of itself and `MIN_GAIN` in all (and the kind has
+`MIN_CORRECTION_SAMPLES` kernels). Both errors are stored, so a calibration shows the evidence.
 
 Nothing here measures: these are pure functions of arrays.
 """
@@ -326,10 +327,10 @@ def _spill_grid_us(peaks: Peaks) -> list[float]:
 
 
 def _fit_kind_at(kind: str, times: np.ndarray, compute: np.ndarray, memory: np.ndarray,
-                 rows: Sequence[Mapping[str, float]], peaks: Peaks, tile: tuple[float, float]) -> KindModel:
+                 rows: Sequence[Mapping[str, float]], peaks: Peaks, spill_grid: Sequence[float],
+                 tile: tuple[float, float]) -> KindModel:
     """A kind's predictor from its kernels' times and roofline terms (``compute`` already carries the tile factor):
     the roofline, and the correction where it helps (module docstring)."""
-    spill_grid = _spill_grid_us(peaks)
     base_cv = _cross_validated(compute, memory, times, rows, False, spill_grid) if len(times) >= 2 else times
     base_error = float(np.mean(np.abs(base_cv - times) / times))
     corrected_error = None
@@ -357,22 +358,21 @@ def fit_kind(kind: str, kernels: Sequence[Kernel], times_us: Sequence[float], pe
     madd = np.array([k.madd / peaks.madd_per_s * 1e6 for k in kernels])
     memory = np.array([k.bytes / peaks.memory_bandwidth_bytes_per_s * 1e6 for k in kernels])
     rows = [k.features() for k in kernels]
+    spill_grid = _spill_grid_us(peaks)
     if not any(is_compute(k.kind) for k in kernels):
-        return _fit_kind_at(kind, times, np.zeros_like(times), memory, rows, peaks, (0.0, 0.0))
+        return _fit_kind_at(kind, times, np.zeros_like(times), memory, rows, peaks, spill_grid, (0.0, 0.0))
 
     def tiled(tile: tuple[float, float]) -> np.ndarray:
         return madd * np.array([tile_factor(k, *tile) for k in kernels])
 
     tile = (0.0, 0.0)
     if base_kind(kind) in TILED_KINDS and len(times) >= FOLDS:
-        spill_grid = _spill_grid_us(peaks)
-
         def error(candidate: tuple[float, float]) -> float:
             predicted = _cross_validated(tiled(candidate), memory, times, rows, False, spill_grid)
             return float(np.mean(np.abs(predicted / times - 1.0)))
 
         tile = min(((a, b) for a in TILE_GRID for b in TILE_GRID), key=error)
-    return _fit_kind_at(kind, times, tiled(tile), memory, rows, peaks, tile)
+    return _fit_kind_at(kind, times, tiled(tile), memory, rows, peaks, spill_grid, tile)
 
 
 # --- the whole graph --------------------------------------------------------------------------------------------------
