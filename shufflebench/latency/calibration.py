@@ -30,8 +30,8 @@ from .kernels import base_kind, is_compute
 from .records import GraphRecord, is_network, kernel_time_us
 
 CALIBRATION_SCHEMA = "shufflebench.calibration"
-CALIBRATION_VERSION = 4  # 1: interleaved graphs timed cold, stems fitted with the kxk convolutions; 2: kinds fitted
-# on kernel graphs alone, no stacks; 3: one element-wise kind, one memory level
+CALIBRATION_VERSION = 5  # 1: interleaved graphs timed cold, stems fitted with the kxk convolutions; 2: kinds fitted
+# on kernel graphs alone, no stacks; 3: one element-wise kind, one memory level; 4: a linear correction only
 #: The environment keys that make two calibrations interchangeable (no hostname: none is recorded).
 FINGERPRINT_KEYS = ("machine", "cpu_model", "board_model", "emulated", "qemu_cpu", "threads", "provider",
                     "optimization_level")

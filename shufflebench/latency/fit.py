@@ -23,10 +23,18 @@ channels, ``tile_k`` and ``tile_m`` chosen per kind from `TILE_GRID` by cross-va
 roofline). At one efficiency for all, 23 channels per group ran at 36 GMAdd/s where 180 ran at 63, and the G2
 experiment's networks were predicted 31% too fast with 8 groups and 19% too slow with 2.
 
-The learned correction multiplies the roofline term by ``exp(w . features)`` (ridge least squares on standardized
-shape features, numpy only). It is kept only where it measurably helps: when it lowers the cross-validated mean
-relative error of that kind by at least `HELPS` of itself and `MIN_GAIN` in all (and the kind has
-`MIN_CORRECTION_SAMPLES` kernels). Both errors are stored, so a calibration shows the evidence.
+The learned correction multiplies the roofline term by ``exp(w . features + r)``: ``w`` by ridge least squares on
+standardized shape features, and ``r`` what is left of the log error at the calibration's `NEIGHBOURS` nearest
+kernels in that feature space (weighted by closeness, shrunk towards 0 by `NEIGHBOUR_SHRINK`), numpy only. The
+linear part carries the trends (a kind slower per multiply-add on narrow or wide tensors); the neighbours carry
+regions of shapes that run slower or faster than every trend says. onnxruntime's kernels work in fixed blocks (input
+channels 128 at a time, output channels in sets of blocks), so a 1x1 convolution 192 -> 192 on 28x28 ran 1.3x slower
+per multiply-add than 256 -> 128 beside it, and 320 -> 320 on 14x14 as long as 384 -> 384; neighbours average such
+steps over nearby shapes rather than learn them, which is why they are shrunk. It is kept only where it measurably helps: when it lowers the
+cross-validated mean relative error of that kind by at least `HELPS` of itself and `MIN_GAIN` in all (and the kind
+has `MIN_CORRECTION_SAMPLES` kernels). The folds keep every copy of one kernel shape together (a stack runs the same
+kernel ten times): a neighbour must never be the held-out kernel itself. Both errors are stored, so a calibration
+shows the evidence.
 
 Nothing here measures: these are pure functions of arrays.
 """
@@ -34,7 +42,8 @@ Nothing here measures: these are pure functions of arrays.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+import zlib
+from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -48,6 +57,9 @@ MIN_KIND_SAMPLES = 4  # fewer kernels than this: the kind falls back to its grou
 FOLDS = 5
 RIDGE = 1.0
 MAX_FACTOR = 4.0  # a correction never moves a roofline term by more than this factor either way
+NEIGHBOURS = 32  # calibration kernels whose residual log error the correction averages
+NEIGHBOUR_SHRINK = 8.0  # their mean is shrunk by NEIGHBOURS / (NEIGHBOURS + this): a few neighbours are noise
+NEIGHBOUR_SOFTENING = 0.3  # weight 1 / (distance + this), in standard deviations: an exact match does not take all
 _COMPUTE_GRID = np.logspace(-3.5, 0.0, 48)  # a kind never beats the device's measured peak rate
 _MEMORY_GRID = np.logspace(-2.5, 2.0, 48)
 SPILL_GRID = 2.0 ** np.arange(17.0, 25.5, 0.5)  # working sets tried for a second memory level: 128 KB to 32 MB
@@ -76,28 +88,61 @@ class Peaks:
 
 @dataclass(frozen=True)
 class Correction:
-    """A multiplicative correction of the roofline term: ``exp(bias + sum(weight * (feature - mean) / scale))``."""
+    """A multiplicative correction of the roofline term (module docstring): ``exp(bias + sum(weight * z) + r)``, ``z``
+    the kernel's standardized features ``(feature - mean) / scale`` and ``r`` the shrunk, closeness-weighted mean of
+    ``residuals`` at the `NEIGHBOURS` ``points`` (calibration kernels, standardized alike) nearest to ``z``."""
 
     features: tuple[str, ...]
     mean: tuple[float, ...]
     scale: tuple[float, ...]
     bias: float
     weights: tuple[float, ...]
+    points: tuple[tuple[float, ...], ...] = ()
+    residuals: tuple[float, ...] = ()
+    _points: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_points", np.array(self.points, dtype=float).reshape(len(self.points),
+                                                                                   len(self.features)))
+
+    def standardized(self, rows: Sequence[Mapping[str, float]]) -> np.ndarray:
+        """Each row's features as ``(feature - mean) / scale`` (a missing feature counts as its mean)."""
+        return np.array([[(row.get(name, m) - m) / s for name, m, s in zip(self.features, self.mean, self.scale)]
+                         for row in rows], dtype=float).reshape(len(rows), len(self.features))
+
+    def log_factors(self, z: np.ndarray) -> np.ndarray:
+        """The correction's log factors for standardized rows ``z`` (one per row), before the `MAX_FACTOR` clamp."""
+        linear = self.bias + z @ np.array(self.weights, dtype=float)
+        if not self.residuals:
+            return linear
+        residuals = np.array(self.residuals)
+        count = min(NEIGHBOURS, len(residuals))
+        distance = np.sqrt(((z[:, None, :] - self._points[None, :, :]) ** 2).sum(axis=2))
+        nearest = np.argsort(distance, axis=1, kind="stable")[:, :count]
+        weight = 1.0 / (np.take_along_axis(distance, nearest, axis=1) + NEIGHBOUR_SOFTENING)
+        local = (weight * residuals[nearest]).sum(axis=1) / weight.sum(axis=1)
+        return linear + local * count / (count + NEIGHBOUR_SHRINK)
+
+    def factors(self, rows: Sequence[Mapping[str, float]]) -> np.ndarray:
+        """The factors for many kernels' features at once."""
+        return np.clip(np.exp(self.log_factors(self.standardized(rows))), 1.0 / MAX_FACTOR, MAX_FACTOR)
 
     def factor(self, features: Mapping[str, float]) -> float:
-        """The factor for one kernel's features (a missing feature counts as its mean)."""
-        total = self.bias + sum(w * (features.get(name, m) - m) / s
-                                for name, m, s, w in zip(self.features, self.mean, self.scale, self.weights))
-        return float(min(MAX_FACTOR, max(1.0 / MAX_FACTOR, math.exp(total))))
+        """The factor for one kernel's features."""
+        return float(self.factors([features])[0])
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        return {"features": list(self.features), "mean": list(self.mean), "scale": list(self.scale),
+                "bias": self.bias, "weights": list(self.weights), "points": [list(p) for p in self.points],
+                "residuals": list(self.residuals)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Correction":
         return cls(tuple(data["features"]), tuple(float(x) for x in data["mean"]),
                    tuple(float(x) for x in data["scale"]), float(data["bias"]),
-                   tuple(float(x) for x in data["weights"]))
+                   tuple(float(x) for x in data["weights"]),
+                   tuple(tuple(float(x) for x in p) for p in data["points"]),
+                   tuple(float(x) for x in data["residuals"]))
 
 
 @dataclass(frozen=True)
@@ -278,8 +323,12 @@ def _fit_correction(names: Sequence[str], features: np.ndarray, log_error: np.nd
     penalty = RIDGE * np.eye(design.shape[1])
     penalty[0, 0] = 0.0  # the bias is not shrunk
     solution = np.linalg.solve(design.T @ design + penalty, design.T @ log_error)
+    residuals = log_error - design @ solution  # what the linear part leaves, for the neighbours
+    # Rounded: the file stays readable, and a thousandth of a standard deviation moves no neighbour.
     return Correction(tuple(names), tuple(float(x) for x in mean), tuple(float(x) for x in scale),
-                      float(solution[0]), tuple(float(x) for x in solution[1:]))
+                      float(solution[0]), tuple(float(x) for x in solution[1:]),
+                      tuple(tuple(round(float(x), 3) for x in row) for row in standard),
+                      tuple(round(float(x), 4) for x in residuals))
 
 
 @dataclass(frozen=True)
@@ -290,7 +339,7 @@ class _Fitted:
     def predict(self, compute: np.ndarray, memory: np.ndarray, rows: Sequence[Mapping[str, float]]) -> np.ndarray:
         term = self.roof.term(compute, memory)
         if self.correction is not None:
-            term = term * np.array([self.correction.factor(row) for row in rows])
+            term = term * self.correction.factors(rows)
         return self.roof.overhead + term
 
 
@@ -309,16 +358,25 @@ def _fit(compute: np.ndarray, memory: np.ndarray, times: np.ndarray, rows: Seque
 def _cross_validated(compute: np.ndarray, memory: np.ndarray, times: np.ndarray,
                      rows: Sequence[Mapping[str, float]], corrected: bool,
                      spill_grid_us: Sequence[float]) -> np.ndarray:
-    """Each kernel's prediction from a fit without its fold."""
-    folds = min(FOLDS, len(times))
+    """Each kernel's prediction from a fit without its fold (`shape_folds`)."""
+    fold_of = shape_folds(rows, min(FOLDS, len(times)))
     predicted = np.empty_like(times)
     index = np.arange(len(times))
-    for fold in range(folds):
-        test, train = index % folds == fold, index % folds != fold
+    for fold in sorted(set(fold_of.tolist())):
+        test, train = fold_of == fold, fold_of != fold
         fitted = _fit(compute[train], memory[train], times[train], [rows[i] for i in index[train]], corrected,
                       spill_grid_us)
         predicted[test] = fitted.predict(compute[test], memory[test], [rows[i] for i in index[test]])
     return predicted
+
+
+def shape_folds(rows: Sequence[Mapping[str, float]], folds: int) -> np.ndarray:
+    """The cross-validation fold of each kernel: kernels of one shape (equal features) always share a fold, so no
+    fit is tested on a copy of a kernel it was fitted on; by position where that leaves a single fold."""
+    keys = np.array([zlib.crc32(repr(sorted(row.items())).encode()) % folds for row in rows], dtype=int)
+    if len(set(keys.tolist())) < min(2, folds):
+        return np.arange(len(rows)) % folds
+    return keys
 
 
 def _spill_grid_us(peaks: Peaks) -> list[float]:
