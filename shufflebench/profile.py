@@ -229,12 +229,14 @@ def measure_models(models: Sequence[PreparedModel], device: DeviceProfile, polic
 def with_predictions(results: Sequence[ProfileResult], models: Sequence[PreparedModel],
                      calibration: "Calibration | None") -> list[ProfileResult]:
     """Each result with the prediction of ``calibration`` (a `latency.calibration.Calibration`) beside its
-    measurement; None leaves the results as they are."""
+    measurement, and the calibration's warnings among the result's; None leaves the results as they are."""
     if calibration is None:
         return list(results)
     from .latency.predictor import predict_model
 
-    return [replace(result, prediction=predict_model(model, calibration).summary())
+    notes = [f"prediction: {warning}" for warning in calibration.warnings]
+    return [replace(result, prediction=predict_model(model, calibration).summary(),
+                    environment={**result.environment, "warnings": [*result.environment["warnings"], *notes]})
             for result, model in zip(results, models)]
 
 

@@ -4,6 +4,7 @@ of real models (onnxruntime's optimized graph on this machine), predicted times 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from typer.testing import CliRunner
@@ -12,6 +13,7 @@ from shufflebench.breakdown import exported_nodes
 from shufflebench.cli import app
 from shufflebench.latency.calibration import save_calibration, stored_path
 from shufflebench.latency.predictor import executed_kernels, local_nchwc_block, predict_model
+from shufflebench.latency.records import GraphRecord
 from shufflebench.models import resolve_model
 from shufflebench.prepared import PreparedModel
 from tests.fixtures.calibration import GRAPH, PEAKS, fake_calibration
@@ -66,6 +68,25 @@ def test_the_table_explains_the_gap_and_the_plot_is_drawn(calibration_file, tmp_
                  "slowest 5 of", "time by bound", "predicted by a pooled fallback"):
         assert text in result.stdout, text
     assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_calibration_from_a_busy_machine_says_so_wherever_it_is_used(tmp_path):
+    records = tuple(GraphRecord(f"k/{i}", "k", (), 1, us, 1.0, 100.0) for i, us in enumerate([100.0] * 4 + [150.0] * 4))
+    busy = replace(fake_calibration(), records=records)
+    assert busy.reference_spread == pytest.approx(0.40)  # quartiles 100 and 150 us around a median of 125
+    path = save_calibration(busy, tmp_path / "busy.json")
+    assert json.loads(path.read_text())["warnings"] == list(busy.warnings)
+    result = runner.invoke(app, ["predict", G1, "--calibration", str(path), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    warnings = json.loads(result.stdout)["warnings"]
+    assert len(warnings) == 1 and "moved 40% between graphs, over 25%" in warnings[0]
+    assert "calibrate again on a quiet machine (shufflebench calibrate --device cpu --fresh)" in warnings[0]
+    table = runner.invoke(app, ["predict", G1, "--calibration", str(path)])
+    assert "warning: the machine was busy during this calibration" in table.stdout
+    profiled = runner.invoke(app, ["profile", G1, "--calibration", str(path), *QUICK])
+    assert profiled.exit_code == 0 and "warning: prediction: the machine was busy" in profiled.stdout
+    calm = replace(busy, records=records[:4] + tuple(replace(r, reference_us=110.0) for r in records[4:]))
+    assert calm.reference_spread == pytest.approx(10 / 105) and calm.warnings == ()
 
 
 def test_predict_refuses_what_it_cannot_use(tmp_path, calibration_file):

@@ -36,6 +36,9 @@ CALIBRATION_VERSION = 5  # 1: interleaved graphs timed cold, stems fitted with t
 FINGERPRINT_KEYS = ("machine", "cpu_model", "board_model", "emulated", "qemu_cpu", "threads", "provider",
                     "optimization_level")
 POOLED = ("compute", "memory")  # the fallback predictors, one per group of kinds
+# The reference kernel's spread between graphs above which the machine was busy: calm calibrations here moved it 13-14%;
+# one measured in a busy hour 40%, and it predicted 60% of held-out models within 10% where a calm one did 90-95%.
+DISTURBED_SPREAD = 0.25
 SIGMA_FLOOR = 0.03  # no whole-graph prediction is trusted to better than 3%
 MIN_CONTEXT_KERNELS = 8  # a kind gets its own context factor from this many kernels in the networks
 MIN_CONTEXT_NETWORKS = 3  # spread over at least this many networks
@@ -165,6 +168,17 @@ class Calibration:
         quartiles = statistics.quantiles(times, n=4)
         return (quartiles[2] - quartiles[0]) / statistics.median(times)
 
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What to know before trusting this calibration: that the machine was busy while it was measured."""
+        spread = self.reference_spread
+        if spread <= DISTURBED_SPREAD:
+            return ()
+        return (f"the machine was busy during this calibration (the reference kernel moved {spread:.0%} between "
+                f"graphs, over {DISTURBED_SPREAD:.0%}; about 15% on a quiet machine): its predictions can be off by "
+                f"far more than its interval says; calibrate again on a quiet machine (shufflebench calibrate "
+                f"--device {self.device.name} --fresh)",)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema": f"{CALIBRATION_SCHEMA}/{CALIBRATION_VERSION}",
@@ -180,6 +194,7 @@ class Calibration:
             "reference_us": self.reference_us,
             "reference_e2e_us": self.reference_e2e_us,
             "reference_spread": self.reference_spread,
+            "warnings": list(self.warnings),
             "fitted": self.fitted.to_dict(),
             "records": [r.to_dict() for r in self.records],
         }

@@ -78,7 +78,7 @@ class Prediction:
 
     theoretical_ms: multiply-adds (layer table) at the measured peak rate. causes: milliseconds per cause and part,
     adding up to ``predicted_ms - theoretical_ms``. graph: ``exact`` when the kernels were reproduced as the device
-    runs them, else why not.
+    runs them, else why not. warnings: the calibration's (`Calibration.warnings`).
     """
 
     model: str
@@ -94,6 +94,7 @@ class Prediction:
     causes: dict[str, dict[str, float]]
     graph: str
     peaks: dict[str, float]
+    warnings: tuple[str, ...] = ()
 
     @property
     def gap_ms(self) -> float:
@@ -124,7 +125,7 @@ class Prediction:
                 "causes": {cause: {"ms": self.cause_ms(cause), "guidelines": CAUSES[cause][0], "parts": parts}
                            for cause, parts in self.causes.items()},
                 "bounds": self.bounds(), "graph": self.graph, "peaks": dict(self.peaks),
-                "kernels": [k.to_dict() for k in self.kernels]}
+                "warnings": list(self.warnings), "kernels": [k.to_dict() for k in self.kernels]}
 
 
 @lru_cache(maxsize=None)
@@ -246,4 +247,5 @@ def predict_model(model: PreparedModel, calibration: Calibration) -> Prediction:
         theoretical_ms=flops / peaks.madd_per_s * 1000.0, run_overhead_ms=(total_us - kernels_us) / 1000.0,
         kernels=tuple(predictions), causes=causes, graph=graph,
         peaks={"madd_per_s": peaks.madd_per_s, "memory_bandwidth_bytes_per_s": peaks.memory_bandwidth_bytes_per_s,
-               "cache_bandwidth_bytes_per_s": peaks.cache_bandwidth_bytes_per_s})
+               "cache_bandwidth_bytes_per_s": peaks.cache_bandwidth_bytes_per_s},
+        warnings=calibration.warnings)

@@ -17,7 +17,6 @@ from .compare import check_plot_path, pyplot, save_figure
 from .units import binary_bytes, si
 
 TOP_KERNELS = 15
-DRIFT_WARNING = 0.10  # a calibration whose reference moved more than this was taken on a busy machine
 BOUND_COLORS = {"compute": "tab:blue", "memory": "tab:red", "overhead": "tab:gray"}
 
 
@@ -25,11 +24,16 @@ def _ms(value: float) -> str:
     return f"{value:.3f} ms"
 
 
+def _warnings(warnings: tuple[str, ...]) -> list[Text]:
+    return [Text(f"warning: {warning}", style="yellow") for warning in warnings]
+
+
 def render_prediction(prediction: Prediction, *, top: int | None = None) -> Group:
     """The predicted latency, the gap to multiply-adds by cause, and the slowest kernels with their bounds."""
     parts: list[Any] = [Text(f"{prediction.model} on {prediction.device} (predicted)", style="bold")]
     if prediction.emulated:
         parts.append(emulated_text())
+    parts += _warnings(prediction.warnings)
     low, high = prediction.interval_ms
     summary = Table(show_header=False, box=None)
     summary.add_column(no_wrap=True)
@@ -95,9 +99,9 @@ def render_calibration(calibration: Calibration, stored: Path | None = None) -> 
     parts.append(Text(f"peak {si(peaks.madd_per_s)} MAdd/s; memory bandwidth "
                       f"{binary_bytes(peaks.memory_bandwidth_bytes_per_s)}/s; in cache up to "
                       f"{binary_bytes(peaks.cache_bandwidth_bytes_per_s)}/s"))
-    spread = calibration.reference_spread
-    parts.append(Text(f"the machine drifted by {spread:.0%} during the calibration (the reference kernel's spread "
-                      "between graphs; taken out)", style="yellow" if spread > DRIFT_WARNING else "dim"))
+    parts.append(Text(f"the machine drifted by {calibration.reference_spread:.0%} during the calibration (the "
+                      "reference kernel's spread between graphs; taken out)", style="dim"))
+    parts += _warnings(calibration.warnings)
     contexts = ", ".join(f"{kind} x{factor:.2f}" for kind, factor in sorted(graph.context.items()))
     parts.append(Text(f"outside the kernels: {graph.run_overhead_us:.1f} us per run, {graph.per_kernel_us:+.2f} us "
                       f"per kernel; whole-network error sigma {graph.sigma:.1%}"))
