@@ -30,11 +30,11 @@ linear part carries the trends (a kind slower per multiply-add on narrow or wide
 regions of shapes that run slower or faster than every trend says. onnxruntime's kernels work in fixed blocks (input
 channels 128 at a time, output channels in sets of blocks), so a 1x1 convolution 192 -> 192 on 28x28 ran 1.3x slower
 per multiply-add than 256 -> 128 beside it, and 320 -> 320 on 14x14 as long as 384 -> 384; neighbours average such
-steps over nearby shapes rather than learn them, which is why they are shrunk. It is kept only where it measurably helps: when it lowers the
-cross-validated mean relative error of that kind by at least `HELPS` of itself and `MIN_GAIN` in all (and the kind
-has `MIN_CORRECTION_SAMPLES` kernels). The folds keep every copy of one kernel shape together (a stack runs the same
-kernel ten times): a neighbour must never be the held-out kernel itself. Both errors are stored, so a calibration
-shows the evidence.
+steps over nearby shapes rather than learn them, which is why they are shrunk. The correction is kept only where it
+measurably helps: when it lowers the cross-validated mean relative error of that kind by at least `HELPS` of itself
+and `MIN_GAIN` in all (and the kind has `MIN_CORRECTION_SAMPLES` kernels). The folds keep every copy of one kernel
+shape together (a stack runs the same kernel ten times): a neighbour must never be the held-out kernel itself. Both
+errors are stored, so a calibration shows the evidence.
 
 Nothing here measures: these are pure functions of arrays.
 """
@@ -193,9 +193,17 @@ class KindModel:
     tile_k: float = 0.0
     tile_m: float = 0.0
 
-    def components(self, kernel: Kernel, peaks: Peaks) -> Components:
-        """The predicted time of ``kernel`` by part."""
-        factor = self.correction.factor(kernel.features()) if self.correction else 1.0
+    def correction_factors(self, kernels: Sequence[Kernel]) -> list[float]:
+        """The correction's factor for each of ``kernels``, all at once (1 without a correction)."""
+        if self.correction is None:
+            return [1.0] * len(kernels)
+        return [float(x) for x in self.correction.factors([k.features() for k in kernels])]
+
+    def components(self, kernel: Kernel, peaks: Peaks, factor: float | None = None) -> Components:
+        """The predicted time of ``kernel`` by part; ``factor``: its `correction_factors` entry where known (a
+        model's kernels are corrected together, a few milliseconds instead of one per kernel)."""
+        if factor is None:
+            factor = self.correction.factor(kernel.features()) if self.correction else 1.0
         compute = (kernel.madd * tile_factor(kernel, self.tile_k, self.tile_m)
                    / (peaks.madd_per_s * self.compute_efficiency) * 1e6 * factor if self.compute_efficiency else 0.0)
         memory = kernel.bytes / self.memory_efficiency
