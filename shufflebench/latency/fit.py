@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -193,17 +193,9 @@ class KindModel:
     tile_k: float = 0.0
     tile_m: float = 0.0
 
-    def correction_factors(self, kernels: Sequence[Kernel]) -> list[float]:
-        """The correction's factor for each of ``kernels``, all at once (1 without a correction)."""
-        if self.correction is None:
-            return [1.0] * len(kernels)
-        return [float(x) for x in self.correction.factors([k.features() for k in kernels])]
-
-    def components(self, kernel: Kernel, peaks: Peaks, factor: float | None = None) -> Components:
-        """The predicted time of ``kernel`` by part; ``factor``: its `correction_factors` entry where known (a
-        model's kernels are corrected together, a few milliseconds instead of one per kernel)."""
-        if factor is None:
-            factor = self.correction.factor(kernel.features()) if self.correction else 1.0
+    def components(self, kernel: Kernel, peaks: Peaks) -> Components:
+        """The predicted time of ``kernel`` by part."""
+        factor = self.correction.factor(kernel.features()) if self.correction else 1.0
         compute = (kernel.madd * tile_factor(kernel, self.tile_k, self.tile_m)
                    / (peaks.madd_per_s * self.compute_efficiency) * 1e6 * factor if self.compute_efficiency else 0.0)
         memory = kernel.bytes / self.memory_efficiency
@@ -212,7 +204,7 @@ class KindModel:
         return Components(self.overhead_us, compute, memory / peaks.memory_bandwidth_bytes_per_s * 1e6 * factor)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = asdict(replace(self, correction=None))  # the correction's own form, not a deep copy of its points
         data["correction"] = self.correction.to_dict() if self.correction else None
         return data
 

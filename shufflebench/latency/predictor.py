@@ -25,7 +25,7 @@ from typing import Any
 from ..breakdown import exported_nodes, map_kernels, optimized_nodes
 from ..prepared import SEED, PreparedModel
 from .calibration import Calibration
-from .fit import Components, KindModel
+from .fit import Components
 from .kernels import Kernel, base_kind, is_compute, kernels_of
 from .summary import PredictionSummary
 
@@ -206,18 +206,6 @@ def _split(kind: str, kernel: KernelPrediction, peak_us: float, causes: dict[str
         add("memory", "data_movement", roof)
 
 
-def _correction_factors(kernels: list[Kernel], models: list[KindModel]) -> list[float]:
-    """Each kernel's correction factor, computed per kind model for all of its kernels at once."""
-    factors = [1.0] * len(kernels)
-    by_model: dict[int, list[int]] = {}
-    for index, kind_model in enumerate(models):
-        by_model.setdefault(id(kind_model), []).append(index)
-    for indices in by_model.values():
-        for index, factor in zip(indices, models[indices[0]].correction_factors([kernels[i] for i in indices])):
-            factors[index] = factor
-    return factors
-
-
 def predict_model(model: PreparedModel, calibration: Calibration) -> Prediction:
     """Predict ``model`` on ``calibration``'s device (module docstring)."""
     level, graph = graph_settings(calibration)
@@ -229,11 +217,10 @@ def predict_model(model: PreparedModel, calibration: Calibration) -> Prediction:
     padded_madd = 0
     graph_model = fitted.graph
     modelled_us = 0.0  # the graph model: context x kernels + per-kernel term (the run's own overhead added below)
-    chosen = [fitted.model_for(kernel.kind) for kernel in kernels]
-    factors = _correction_factors(kernels, [kind_model for kind_model, _ in chosen])
-    for kernel, category, covered, (kind_model, fallback), factor in zip(kernels, categories, covers, chosen, factors):
+    for kernel, category, covered in zip(kernels, categories, covers):
         kind = kernel.kind
-        parts = kind_model.components(kernel, peaks, factor)
+        kind_model, fallback = fitted.model_for(kind)
+        parts = kind_model.components(kernel, peaks)
         context = graph_model.context_for(kind)
         # A kernel's fixed cost outside the profiler: its kind's overhead (profiled) plus the graph's per-kernel
         # term, which takes the profiler's own share back out; never below nothing.
