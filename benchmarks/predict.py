@@ -47,7 +47,7 @@ from shufflebench.latency.calibrate import calibrate, measure_records  # noqa: E
 from shufflebench.latency.calibration import Calibration, load_calibration, refit, save_calibration  # noqa: E402
 from shufflebench.latency.design import DESIGNS, Case, Design  # noqa: E402
 from shufflebench.latency.predictor import predict_model  # noqa: E402
-from shufflebench.latency.records import kernel_time_us, undisturbed  # noqa: E402
+from shufflebench.latency.records import anchored, kernel_time_us, undisturbed  # noqa: E402
 from shufflebench.measure.sampling import SamplingPolicy  # noqa: E402
 from shufflebench.models import resolve_model  # noqa: E402
 from shufflebench.options import SAMPLING_PRESETS  # noqa: E402
@@ -210,15 +210,18 @@ def measure(models: list[PreparedModel], reference: PreparedModel, budget: float
 
 
 def kernel_sums(labels: list[str], calibration: Calibration, log) -> dict[str, float]:
-    """Each model's kernels, profiled as the calibration's whole networks are: their summed time in the calibration's
-    units (microseconds; `kernel_time_us`), by label."""
+    """Each model's kernels, profiled and anchored to their end-to-end time as the calibration's whole networks are:
+    their summed time in the calibration's units (microseconds; `kernel_time_us`), by label."""
     log(f"profiling the kernels of {len(labels)} models")
     design = Design("kernel-sums", tuple(Case(label, "model", {"model": label}, "model/benchmark") for label in labels),
                     profile_runs=30)
     policy = SamplingPolicy(warmup_runs=2, min_runs=5, budget_s=0.05, min_time_s=0.0)
     records, _, _ = measure_records(resolve_device("cpu"), design, policy, resume=False)
+    graph = calibration.fitted.graph
+    anchored_records = [anchored(r, calibration.reference_e2e_us, graph.run_overhead_us, graph.per_kernel_us)
+                        for r in records]
     return {r.case: sum(kernel_time_us(r, s, calibration.reference_us, calibration.reference_e2e_us) for s in r.kernels)
-            for r in records}
+            for r in anchored_records}
 
 
 def predicted_kernel_sum(prediction: Any, calibration: Calibration) -> float:

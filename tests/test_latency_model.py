@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,7 +14,8 @@ from shufflebench.errors import UsageError
 from shufflebench.latency.calibration import Calibration, load_calibration, refit, save_calibration
 from shufflebench.latency.fit import Correction, KindModel, Peaks, fit_kind, fit_roofline, robust_line, shape_folds
 from shufflebench.latency.kernels import Kernel, classify, kernels_of, reachable_from
-from shufflebench.latency.records import GraphRecord, KernelSample, record_of, trimmed_mean, undisturbed
+from shufflebench.latency.records import (GraphRecord, KernelSample, kernel_time_us, record_of, trimmed_mean,
+                                         undisturbed)
 from tests.fixtures.calibration import fake_calibration
 
 CONV = Kernel("c", "FusedConv", "com.microsoft", inputs=((1, 16, 8, 8), (32, 16, 3, 3), (32,)),
@@ -245,15 +247,15 @@ def test_calibration_round_trips_through_its_file(tmp_path):
     calibration = fake_calibration()
     path = save_calibration(calibration, tmp_path / "cal.json")
     data = json.loads(path.read_text())
-    assert data["schema"] == "shufflebench.calibration/5" and data["device"] == "cpu"
+    assert data["schema"] == "shufflebench.calibration/6" and data["device"] == "cpu"
     assert data["fingerprint"] == calibration.fingerprint and len(data["fingerprint"]) == 16
     loaded = load_calibration(path)
     assert loaded.to_dict() == calibration.to_dict() and loaded.path == path
 
 
 @pytest.mark.parametrize("schema, expected", [
-    ("shufflebench.calibration/6", "is a calibration of version 6; this shufflebench reads version 5: calibrate again"),
-    ("shufflebench.calibration/4", "is a calibration of version 4; this shufflebench reads version 5: calibrate again"),
+    ("shufflebench.calibration/7", "is a calibration of version 7; this shufflebench reads version 6: calibrate again"),
+    ("shufflebench.calibration/5", "is a calibration of version 5; this shufflebench reads version 6: calibrate again"),
     ("shufflebench.profile/2", "is not a shufflebench calibration (schema 'shufflebench.profile/2'"),
 ])
 def test_a_foreign_version_is_refused_in_one_line(tmp_path, schema, expected):
@@ -287,11 +289,12 @@ def _grouped_us(kernel: Kernel) -> float:
     return 6.0 + max(kernel.madd / (1e11 * 0.10), kernel.bytes / (1e10 * 0.5)) * 1e6
 
 
-def _records(networks: int = 8) -> tuple[GraphRecord, ...]:
+def _records(networks: int = 8, slow_profiles: float = 1.0) -> tuple[GraphRecord, ...]:
     """Kernel graphs of 1x1 convolutions timed by an exact roofline (their reference branch: 100 us), each run
     beside 1 to 10 reference kernels so the per-kernel term can be told apart; then ``networks`` networks of 1x1 and
     grouped convolutions at their exact times, whose reference branch ran cold (140 us instead of 100: its ratios
-    are no measure there) while their batch's reference graph took the typical 150 us."""
+    are no measure there) while their batch's reference graph took the typical 150 us. Every other network was
+    profiled ``slow_profiles`` times slower than it was timed end to end (a slow spell between the two)."""
     kernels, _ = _synthetic(30)
     records = []
     for i, kernel in enumerate(kernels):
@@ -304,20 +307,21 @@ def _records(networks: int = 8) -> tuple[GraphRecord, ...]:
         pointwise = [kernels[(3 * n + j) % 30] for j in range(3)]
         grouped = [Kernel("g", "Conv", "", ((1, c, s, s), (c, c // 4, 1, 1)), ((1, c, s, s),), group=4)
                    for c, s in ((64 * (1 + n % 4), 14), (32 * (1 + n % 3), 28))]
-        samples = tuple(KernelSample(k, us / 140.0, us) for k, us in
+        slow = slow_profiles if n % 2 else 1.0
+        samples = tuple(KernelSample(k, us / 140.0, us * slow) for k, us in
                         [(k, _pointwise_us(k)) for k in pointwise] + [(k, _grouped_us(k)) for k in grouped])
-        kernel_time = sum(s.raw_us for s in samples)
-        e2e = 30.0 + 2.0 * (len(samples) + 1) + kernel_time + 100.0
-        records.append(GraphRecord(f"stack/{n}", "stack", samples, 1, 140.0, e2e / 150.0, 150.0))
+        kernel_time = sum(s.raw_us for s in samples) / slow
+        e2e = 30.0 + 2.0 * (len(samples) + 1) + kernel_time + 140.0
+        records.append(GraphRecord(f"stack/{n}", "stack", samples, 1, 140.0 * slow, e2e / 150.0, 150.0))
     return tuple(records)
 
 
-def test_fitting_a_calibration_and_holding_a_group_out():
-    from dataclasses import replace
+@pytest.mark.parametrize("slow_profiles", [1.0, 1.4])
+def test_fitting_a_calibration_and_holding_a_group_out(slow_profiles):
 
-    base = replace(fake_calibration(), records=_records(), peaks=Peaks(1e11, 1e10, 4e10), reference_us=100.0,
-                   reference_e2e_us=150.0)
-    fitted = refit(base).fitted
+    base = replace(fake_calibration(), records=_records(slow_profiles=slow_profiles), peaks=Peaks(1e11, 1e10, 4e10),
+                   reference_us=100.0, reference_e2e_us=150.0)
+    fitted = refit(base).fitted  # profiles of networks 1.4x slow are anchored back to their end-to-end times
     graph = fitted.graph
     assert graph.run_overhead_us == pytest.approx(30.0, abs=1.0) and graph.per_kernel_us == pytest.approx(2.0, abs=0.2)
     # the networks' kernels are taken at their raw times (their cold reference branch would make them 29% faster)
@@ -332,6 +336,29 @@ def test_fitting_a_calibration_and_holding_a_group_out():
     assert held_out.graph.context == {"compute": 1.0, "memory": 1.0} and held_out.graph.sigma == 0.15  # nothing to
     # learn them from
     assert isinstance(Calibration.from_dict(refit(base).to_dict()), Calibration)
+
+
+def test_a_network_profiled_in_a_slow_spell_is_anchored_to_its_end_to_end_time():
+    from shufflebench.latency.records import anchored
+
+    one = Kernel("a", "Conv", "", ((1, 64, 14, 14), (64, 64, 1, 1)), ((1, 64, 14, 14),))
+    two = Kernel("b", "Conv", "", ((1, 64, 14, 14), (128, 64, 1, 1)), ((1, 128, 14, 14),))
+    # profiled 1.4x slow: 140 and 280 us, the reference branch 140; its batch's reference graph took 160 us (typical
+    # 150: the batch ran 16/15 slow); end to end 436 us in typical units = 30 run + 2 x 3 kernels + 100 + 200 + 100
+    record = GraphRecord("model/x-1", "model/x", (KernelSample(one, 1.0, 140.0), KernelSample(two, 2.0, 280.0)), 1,
+                         140.0, 436.0 / 150.0, 160.0)
+    out = anchored(record, 150.0, 30.0, 2.0)
+    drift = 150.0 / 160.0
+    scale = 400.0 / (drift * 560.0)  # (436 - 30 - 6) over the profiled 560 us in typical units (525)
+    assert [s.raw_us for s in out.kernels] == pytest.approx([140.0 * drift * scale, 280.0 * drift * scale])
+    assert [kernel_time_us(out, s, 100.0, 150.0) for s in out.kernels] == pytest.approx([100.0, 200.0])
+    assert out.reference_us == pytest.approx(100.0)  # the reference branch, anchored with the rest
+    assert out.reference_e2e_us == 150.0 and out.e2e_ratio == record.e2e_ratio
+    kernel_graph = replace(record, case="k/1", group="kernel")
+    assert anchored(kernel_graph, 150.0, 30.0, 2.0) is kernel_graph  # kernel graphs keep their ratio times
+    # an end-to-end time that leaves the kernels under half their profile is a failed timing: the profile stands
+    failed = anchored(replace(record, e2e_ratio=200.0 / 150.0), 150.0, 30.0, 2.0)
+    assert [s.raw_us for s in failed.kernels] == pytest.approx([140.0 * drift, 280.0 * drift])
 
 
 def test_context_factors_are_medians_over_networks():

@@ -27,11 +27,12 @@ from ..errors import UsageError
 from ..files import write_json_atomic
 from .fit import MIN_KIND_SAMPLES, KindModel, Peaks, fit_kind, robust_line
 from .kernels import base_kind, is_compute
-from .records import GraphRecord, is_network, kernel_time_us
+from .records import GraphRecord, anchored, is_network, kernel_time_us
 
 CALIBRATION_SCHEMA = "shufflebench.calibration"
-CALIBRATION_VERSION = 5  # 1: interleaved graphs timed cold, stems fitted with the kxk convolutions; 2: kinds fitted
-# on kernel graphs alone, no stacks; 3: one element-wise kind, one memory level; 4: a linear correction only
+CALIBRATION_VERSION = 6  # 1: interleaved graphs timed cold, stems fitted with the kxk convolutions; 2: kinds fitted
+# on kernel graphs alone, no stacks; 3: one element-wise kind, one memory level; 4: a linear correction only; 5:
+# networks' kernels at their profiled times, not anchored to their end-to-end times
 #: The environment keys that make two calibrations interchangeable (no hostname: none is recorded).
 FINGERPRINT_KEYS = ("machine", "cpu_model", "board_model", "emulated", "qemu_cpu", "threads", "provider",
                     "optimization_level")
@@ -288,7 +289,8 @@ def fit_records(records: Sequence[GraphRecord], peaks: Peaks, reference_us: floa
     the whole networks and stacks (`is_network`: each where a network runs it, after and before other kernels). A
     kind's time inside a network is not its time alone: 1x1 convolutions with a fused ReLU6 in MobileNet-like
     networks ran 15% slower than the kernels alone predicted. The run overhead comes from the short graphs (their
-    end-to-end time beyond their kernels, as a line in the number of kernels).
+    end-to-end time beyond their kernels, as a line in the number of kernels); a network's kernels are scaled to add
+    up to its end-to-end time beyond that overhead (`anchored`), so the profile only splits the time between them.
 
     The context factors and the uncertainty are cross-fitted (`CONTEXT_FOLDS` folds of the networks): each network's
     kernels are predicted by kinds fitted without its fold, and the factors are what those held-out networks' kernels
@@ -298,11 +300,11 @@ def fit_records(records: Sequence[GraphRecord], peaks: Peaks, reference_us: floa
     """
     kept = [r for r in records if r.group not in exclude]
     short = [r for r in kept if not is_network(r)]
-    networks = [r for r in kept if is_network(r)]
-    kinds = _kind_models(kept, peaks, reference_us, reference_e2e_us)
     outside = [r.e2e_ratio * reference_e2e_us - reference_us
                - sum(kernel_time_us(r, s, reference_us, reference_e2e_us) for s in r.kernels) for r in short]
     run_overhead, per_kernel = robust_line([r.executed for r in short], outside)
+    networks = [anchored(r, reference_e2e_us, run_overhead, per_kernel) for r in kept if is_network(r)]
+    kinds = _kind_models(short + networks, peaks, reference_us, reference_e2e_us)
     folds = min(CONTEXT_FOLDS, len(networks))
     held_out: list[dict[str, tuple[float, float, int]]] = [{} for _ in networks]
     for fold in range(folds):
@@ -312,7 +314,7 @@ def fit_records(records: Sequence[GraphRecord], peaks: Peaks, reference_us: floa
             if i % folds == fold:
                 held_out[i] = _kernel_sums(without, record, peaks, reference_us, reference_e2e_us)
     graph = GraphModel(run_overhead, per_kernel, _context(held_out), 0.0)
-    errors = [math.log(max(run_overhead + per_kernel * record.executed + reference_us
+    errors = [math.log(max(run_overhead + per_kernel * record.executed + record.reference_us
                            + sum(graph.context_for(kind) * p for kind, (_, p, _) in sums.items()), 1e-3)
                        / (record.e2e_ratio * reference_e2e_us))
               for record, sums in zip(networks, held_out)]
