@@ -42,3 +42,17 @@ def test_groups_measured_in_a_slow_spell_are_measured_again(tmp_path, monkeypatc
 @pytest.mark.parametrize("reference_ms, slow", [(4.48, False), (4.49, True)])
 def test_a_slow_spell_is_a_reference_over_twelve_percent_above_typical(reference_ms, slow):
     assert bench.slow_spell({"reference_ms": reference_ms}, 4.0) is slow
+
+
+def test_a_run_slow_throughout_is_flagged_as_busy():
+    # the reference model's medians per group: 6.8, 6.9, 7.0 ms (median 6.9) against 4.0 ms predicted: 1.73x
+    warning = bench.busy_run_warning([7.0, 6.8, 6.9], 4.0)
+    assert warning is not None and "took 6.90 ms (median) against 4.00 ms predicted" in warning
+    assert "(1.73x, over 1.25x)" in warning and warning.endswith("measure again on a quiet one")
+    assert bench.busy_run_warning([4.4, 5.0, 5.0], 4.0) == bench.busy_run_warning([5.0], 4.0) is None  # 1.25x: calm
+    assert bench.busy_run_warning([5.01], 4.0) is not None
+    scores = {"within_10": 0.5, "within_20": 0.9, "mape": 0.1, "spearman": 0.99}
+    result = {"summary": "S", "warnings": [warning], "models": [],
+              "scores": {"ratios": {}, "absolute_ms": scores, "interval_coverage": 0.5, "undisturbed_ratios": scores,
+                         "first_pass_ratios": scores, "measured_again": 0}}
+    assert bench.report(result).splitlines()[2:5] == ["S", "", f"**Warning:** {warning}."]
