@@ -221,7 +221,8 @@ def busy_run_warning(measured_ms: Sequence[float], predicted_ms: float) -> str |
         return None
     return (f"the machine was busy during this run: the reference model took {median_ms:.2f} ms (median) against "
             f"{predicted_ms:.2f} ms predicted from the calibration ({median_ms / predicted_ms:.2f}x, over "
-            f"{BUSY_RUN:g}x); ratios measured on a busy machine move (docs/prediction.md): measure again on a quiet one")
+            f"{BUSY_RUN:g}x); ratios measured on a busy machine move (docs/prediction.md): "
+            f"measure again on a quiet one")
 
 
 def kernel_sums(labels: list[str], calibration: Calibration, log) -> dict[str, float]:
