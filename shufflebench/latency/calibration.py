@@ -38,8 +38,8 @@ FINGERPRINT_KEYS = ("machine", "cpu_model", "board_model", "emulated", "qemu_cpu
                     "optimization_level")
 POOLED = ("compute", "memory")  # the fallback predictors, one per group of kinds
 # The reference kernel's spread between graphs above which the machine was busy: calm calibrations here moved it
-# 13-14%; two measured in busy hours 35% and 40%, and they predicted 77% and 63% of unseen models within 10% where a
-# calm one of the same design did 95%.
+# 13-14%; three measured in busy hours 35-40%, and they predicted 92-94% of unseen models within 10% against a calm
+# run (43-77% before networks were anchored to their end-to-end times) where a calm one of the same design did 95%.
 DISTURBED_SPREAD = 0.25
 SIGMA_FLOOR = 0.03  # no whole-graph prediction is trusted to better than 3%
 MIN_CONTEXT_KERNELS = 8  # a kind gets its own context factor from this many kernels in the networks
