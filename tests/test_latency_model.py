@@ -12,7 +12,8 @@ import pytest
 
 from shufflebench.errors import UsageError
 from shufflebench.latency.calibration import Calibration, load_calibration, refit, save_calibration
-from shufflebench.latency.fit import Correction, KindModel, Peaks, fit_kind, fit_roofline, robust_line, shape_folds
+from shufflebench.latency.fit import (Correction, KindModel, Peaks, fit_kind, fit_roofline, robust_line, shape_folds,
+                                      tile_factor)
 from shufflebench.latency.kernels import Kernel, classify, kernels_of, reachable_from
 from shufflebench.latency.records import (GraphRecord, KernelSample, kernel_time_us, record_of, trimmed_mean,
                                          undisturbed)
@@ -167,8 +168,30 @@ def test_the_fit_finds_the_tile_terms_of_grouped_convolutions():
     assert model.compute_efficiency == pytest.approx(0.6, rel=0.03)
     untiled = fit_kind("conv.grouped", kernels, [time(k, 0, 0) for k in kernels], peaks)
     assert (untiled.tile_k, untiled.tile_m) == (0.0, 0.0)
-    dense = fit_kind("conv.pointwise", kernels, [time(k, 8, 4) for k in kernels], peaks)
-    assert (dense.tile_k, dense.tile_m) == (0.0, 0.0)  # only grouped convolutions get tile terms
+    blocked = fit_kind("conv.pointwise+nchwc", kernels, [time(k, 8, 4) for k in kernels], peaks)
+    assert (blocked.tile_k, blocked.tile_m) == (0.0, 0.0)  # the blocked layout's own code gets no tile terms
+
+
+def test_a_narrow_dense_convolution_in_the_plain_layout_pays_for_its_small_product():
+    peaks = Peaks(madd_per_s=1e11, memory_bandwidth_bytes_per_s=1e10, cache_bandwidth_bytes_per_s=4e10)
+    # the G1 experiment's ARM column at ratio 12: 9 -> 108 channels on 56x56, one 108 x 9 product over 3,136 positions
+    narrow = Kernel("n", "FusedConv", "com.microsoft", ((1, 9, 56, 56), (108, 9, 1, 1), (108,)), ((1, 108, 56, 56),))
+    assert narrow.kind == "conv.pointwise" and narrow.per_group_product == (9, 108)
+    assert narrow.madd == 108 * 3136 * 9 == 3_048_192
+    model = KindModel("conv.pointwise", 2.0, 0.5, 1.0, None, 10, 0.1, None, 0.1, tile_k=8.0, tile_m=2.0)
+    # (1 + 8/9) x (1 + 2/108) = 1870/972 = 1.924 times the roofline's 61.0 us
+    assert model.components(narrow, peaks).compute_us == pytest.approx(3_048_192 / 5e10 * 1e6 * 1870 / 972)
+    rng = np.random.default_rng(5)
+    kernels = []
+    for _ in range(80):
+        c_in, c_out = (int(x) for x in rng.choice([9, 13, 22, 46, 90, 174, 350], 2))
+        size = int(rng.choice([7, 14, 28, 56]))
+        kernels.append(Kernel("p", "FusedConv", "com.microsoft", ((1, c_in, size, size), (c_out, c_in, 1, 1)),
+                              ((1, c_out, size, size),)))
+    peaks = Peaks(1e11, 1e10, 4e10)
+    times = [3.0 + k.madd * tile_factor(k, 8, 2) / (1e11 * 0.7) * 1e6 for k in kernels]
+    found = fit_kind("conv.pointwise", kernels, times, peaks)
+    assert (found.tile_k, found.tile_m) == (8.0, 2.0) and found.cv_error < 0.02
 
 
 def test_a_correction_is_kept_where_it_measurably_helps():
@@ -247,15 +270,15 @@ def test_calibration_round_trips_through_its_file(tmp_path):
     calibration = fake_calibration()
     path = save_calibration(calibration, tmp_path / "cal.json")
     data = json.loads(path.read_text())
-    assert data["schema"] == "shufflebench.calibration/6" and data["device"] == "cpu"
+    assert data["schema"] == "shufflebench.calibration/7" and data["device"] == "cpu"
     assert data["fingerprint"] == calibration.fingerprint and len(data["fingerprint"]) == 16
     loaded = load_calibration(path)
     assert loaded.to_dict() == calibration.to_dict() and loaded.path == path
 
 
 @pytest.mark.parametrize("schema, expected", [
-    ("shufflebench.calibration/7", "is a calibration of version 7; this shufflebench reads version 6: calibrate again"),
-    ("shufflebench.calibration/5", "is a calibration of version 5; this shufflebench reads version 6: calibrate again"),
+    ("shufflebench.calibration/8", "is a calibration of version 8; this shufflebench reads version 7: calibrate again"),
+    ("shufflebench.calibration/6", "is a calibration of version 6; this shufflebench reads version 7: calibrate again"),
     ("shufflebench.profile/2", "is not a shufflebench calibration (schema 'shufflebench.profile/2'"),
 ])
 def test_a_foreign_version_is_refused_in_one_line(tmp_path, schema, expected):

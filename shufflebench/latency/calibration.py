@@ -30,9 +30,10 @@ from .kernels import base_kind, is_compute
 from .records import GraphRecord, anchored, is_network, kernel_time_us
 
 CALIBRATION_SCHEMA = "shufflebench.calibration"
-CALIBRATION_VERSION = 6  # 1: interleaved graphs timed cold, stems fitted with the kxk convolutions; 2: kinds fitted
+CALIBRATION_VERSION = 7  # 1: interleaved graphs timed cold, stems fitted with the kxk convolutions; 2: kinds fitted
 # on kernel graphs alone, no stacks; 3: one element-wise kind, one memory level; 4: a linear correction only; 5:
-# networks' kernels at their profiled times, not anchored to their end-to-end times
+# networks' kernels at their profiled times, not anchored to their end-to-end times; 6: no tile terms for dense
+# convolutions in the plain layout
 #: The environment keys that make two calibrations interchangeable (no hostname: none is recorded).
 FINGERPRINT_KEYS = ("machine", "cpu_model", "board_model", "emulated", "qemu_cpu", "threads", "provider",
                     "optimization_level")

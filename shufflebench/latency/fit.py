@@ -16,12 +16,15 @@ time, ``t = overhead + bytes / (B * memory_efficiency) + max(0, bytes - spill_by
 bandwidth fitted to kernels that mostly work in cache predicted the element-wise adds, reorders and concats of
 1-10 MB 35-45% too fast; beyond about 1 MB (fitted per kind from `SPILL_GRID`) they were right within a few percent.
 
-Grouped convolutions (`TILED_KINDS`) run one small matrix product per group, and a small product wastes part of
-every register tile of the multiply kernel: their compute term is multiplied by ``(1 + tile_k / k) * (1 + tile_m /
-m)`` with ``k`` the reduction length of a group's product (input channels per group x taps) and ``m`` its output
-channels, ``tile_k`` and ``tile_m`` chosen per kind from `TILE_GRID` by cross-validated error ((0, 0): the plain
-roofline). At one efficiency for all, 23 channels per group ran at 36 GMAdd/s where 180 ran at 63, and the G2
-experiment's networks were predicted 31% too fast with 8 groups and 19% too slow with 2.
+Grouped convolutions run one small matrix product per group, and a small product wastes part of every register
+tile of the multiply kernel: their compute term is multiplied by ``(1 + tile_k / k) * (1 + tile_m / m)`` with ``k``
+the reduction length of a group's product (input channels per group x taps) and ``m`` its output channels, ``tile_k``
+and ``tile_m`` chosen per kind from `TILE_GRID` by cross-validated error ((0, 0): the plain roofline). At one
+efficiency for all, 23 channels per group ran at 36 GMAdd/s where 180 ran at 63, and the G2 experiment's networks were
+predicted 31% too fast with 8 groups and 19% too slow with 2. A dense convolution that onnxruntime keeps in the plain
+layout (channels that are not multiples of its block) is one such product through the same multiply, so it gets the
+same terms (`TILED_KINDS`): a 1x1 convolution 9 -> 108 is a product with a reduction of 9. The blocked layout's
+kernels run code of their own over padded blocks and get none.
 
 The learned correction multiplies the roofline term by ``exp(w . features + r)``: ``w`` by ridge least squares on
 standardized shape features, and ``r`` what is left of the log error at the calibration's `NEIGHBOURS` nearest
@@ -48,7 +51,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .kernels import Kernel, base_kind, is_compute
+from .kernels import Kernel, is_compute
 
 HELPS = 0.10  # the correction must cut the cross-validated error by this share of itself
 MIN_GAIN = 0.01  # and by at least this much (one point of mean relative error: below it is timing noise)
@@ -64,7 +67,9 @@ _COMPUTE_GRID = np.logspace(-3.5, 0.0, 48)  # a kind never beats the device's me
 _MEMORY_GRID = np.logspace(-2.5, 2.0, 48)
 SPILL_GRID = 2.0 ** np.arange(17.0, 25.5, 0.5)  # working sets tried for a second memory level: 128 KB to 32 MB
 MIN_SPILL_COST = 0.1  # a second level's bytes cost at least this much more than the first level's
-TILED_KINDS = frozenset({"conv.grouped"})  # kinds (without layout) whose compute term depends on the group's product
+# Kinds whose compute term depends on the size of the matrix product each group runs: grouped convolutions, and
+# dense ones in the plain layout, which run through the same matrix multiply (module docstring).
+TILED_KINDS = frozenset({"conv.grouped", "conv.grouped+nchwc", "conv.pointwise", "conv.spatial"})
 TILE_GRID = (0.0, 2.0, 4.0, 8.0, 16.0)  # tile_k and tile_m tried for them
 
 
@@ -174,7 +179,7 @@ class KindModel:
     compute_efficiency: share of the peak multiply-add rate reached (None for kinds without multiply-adds).
     memory_efficiency: effective bandwidth over the measured memory bandwidth. spill_bytes / spill_efficiency: the
     second memory level (module docstring; None where one level fits best). tile_k / tile_m: the small-product
-    factor of grouped convolutions (module docstring; 0 for other kinds). cv_error / cv_error_corrected: mean
+    factor of `TILED_KINDS` (module docstring; 0 for other kinds). cv_error / cv_error_corrected: mean
     relative error of the roofline alone and with the correction, cross-validated. spread: standard deviation of
     the log error of the predictor in use, cross-validated.
     """
@@ -424,7 +429,7 @@ def fit_kind(kind: str, kernels: Sequence[Kernel], times_us: Sequence[float], pe
         return madd * np.array([tile_factor(k, *tile) for k in kernels])
 
     tile = (0.0, 0.0)
-    if base_kind(kind) in TILED_KINDS and len(times) >= FOLDS:
+    if kind in TILED_KINDS and len(times) >= FOLDS:
         def error(candidate: tuple[float, float]) -> float:
             predicted = _cross_validated(tiled(candidate), memory, times, rows, False, spill_grid)
             return float(np.mean(np.abs(predicted / times - 1.0)))
