@@ -244,9 +244,10 @@ def predicted_kernel_sum(prediction: Any, calibration: Calibration) -> float:
     """The sum of a prediction's kernels as the profiler would time them: each kernel's kind predictor times its
     context factor, without the graph's per-kernel term (microseconds)."""
     fitted = calibration.fitted
-    return sum(fitted.graph.context_for(k.kernel.kind)
-               * fitted.model_for(k.kernel.kind)[0].components(k.kernel, calibration.peaks).total_us
-               for k in prediction.kernels)
+    alone = [fitted.model_for(k.kernel.kind)[0].components(k.kernel, calibration.peaks).total_us
+             for k in prediction.kernels]
+    network_us = sum(alone)
+    return sum(fitted.graph.context_for(k.kernel.kind, network_us) * us for k, us in zip(prediction.kernels, alone))
 
 
 def evaluate(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -99,7 +99,7 @@ def test_calibrate_from_the_command_line(monkeypatch, tmp_path):
     assert result.exit_code == 0, result.output
     for text in ("calibration of cpu: 5 graphs (tiny design)", "peak", "per run", "(compute)", "stored as"):
         assert text in result.stdout, text
-    assert json.loads(out.read_text())["schema"] == "shufflebench.calibration/7"
+    assert json.loads(out.read_text())["schema"] == "shufflebench.calibration/8"
     predicted = CliRunner().invoke(app, ["predict", "g1:resolution=8", "--device", "cpu", "--format", "json"])
     assert predicted.exit_code == 0, predicted.output
     refused = CliRunner().invoke(app, ["calibrate", "--device", "cpu-torch", *QUICK])

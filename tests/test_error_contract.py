@@ -164,7 +164,7 @@ CASES = [
     ("predict v2", "no calibration of device cpu", "make one with shufflebench calibrate --device cpu"),
     ("predict v2 --calibration {dir}/missing.json", "missing.json", "does not exist"),
     ("predict v2 --calibration {garbage_json}", "garbage.json", "not a readable calibration"),
-    ("predict v2 --calibration {other_json}", "shufflebench.profile/2", "expected shufflebench.calibration/7"),
+    ("predict v2 --calibration {other_json}", "shufflebench.profile/2", "expected shufflebench.calibration/8"),
     ("predict v2 --calibration {garbage_json} --output {garbage_json}", "garbage.json", "refusing to overwrite"),
     ("profile v2 --calibration {garbage_json}", "garbage.json", "not a readable calibration"),  # before measuring
     ("calibrate --device cpu-torch", "cpu-torch", "onnxruntime's profiler"),

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from shufflebench.errors import UsageError
-from shufflebench.latency.calibration import Calibration, load_calibration, refit, save_calibration
+from shufflebench.latency.calibration import (Calibration, ContextFactor, load_calibration, refit, save_calibration,
+                                              sized)
 from shufflebench.latency.fit import (Correction, KindModel, Peaks, fit_kind, fit_roofline, robust_line, shape_folds,
                                       tile_factor)
 from shufflebench.latency.kernels import Kernel, classify, kernels_of, reachable_from
@@ -270,15 +271,15 @@ def test_calibration_round_trips_through_its_file(tmp_path):
     calibration = fake_calibration()
     path = save_calibration(calibration, tmp_path / "cal.json")
     data = json.loads(path.read_text())
-    assert data["schema"] == "shufflebench.calibration/7" and data["device"] == "cpu"
+    assert data["schema"] == "shufflebench.calibration/8" and data["device"] == "cpu"
     assert data["fingerprint"] == calibration.fingerprint and len(data["fingerprint"]) == 16
     loaded = load_calibration(path)
     assert loaded.to_dict() == calibration.to_dict() and loaded.path == path
 
 
 @pytest.mark.parametrize("schema, expected", [
-    ("shufflebench.calibration/8", "is a calibration of version 8; this shufflebench reads version 7: calibrate again"),
-    ("shufflebench.calibration/6", "is a calibration of version 6; this shufflebench reads version 7: calibrate again"),
+    ("shufflebench.calibration/9", "is a calibration of version 9; this shufflebench reads version 8: calibrate again"),
+    ("shufflebench.calibration/7", "is a calibration of version 7; this shufflebench reads version 8: calibrate again"),
     ("shufflebench.profile/2", "is not a shufflebench calibration (schema 'shufflebench.profile/2'"),
 ])
 def test_a_foreign_version_is_refused_in_one_line(tmp_path, schema, expected):
@@ -352,12 +353,12 @@ def test_fitting_a_calibration_and_holding_a_group_out(slow_profiles):
     # a kind seen only inside networks gets a predictor of its own
     assert fitted.kinds["conv.grouped"].compute_efficiency == pytest.approx(0.10, rel=0.05)
     assert fitted.kinds["conv.grouped"].overhead_us == pytest.approx(6.0, abs=0.5)
-    assert graph.context["compute"] == pytest.approx(1.0, abs=0.02)  # nothing left for the context to explain
+    assert graph.context["compute"].factor == pytest.approx(1.0, abs=0.02)  # nothing left for the context to explain
     assert graph.sigma == pytest.approx(0.03)  # every held-out network predicted within the floor
     held_out = refit(base, exclude=("stack",)).fitted
     assert "conv.grouped" not in held_out.kinds
-    assert held_out.graph.context == {"compute": 1.0, "memory": 1.0} and held_out.graph.sigma == 0.15  # nothing to
-    # learn them from
+    assert held_out.graph.context == {"compute": ContextFactor(1.0), "memory": ContextFactor(1.0)}  # nothing to
+    assert held_out.graph.sigma == 0.15  # learn them from
     assert isinstance(Calibration.from_dict(refit(base).to_dict()), Calibration)
 
 
@@ -394,9 +395,36 @@ def test_context_factors_are_medians_over_networks():
             {"conv.pointwise": (3000.0, 100.0, 3)}]
     context = _context(sums)
     # medians of 1.1, 1.1, 1.1, 30 (a ratio of sums would say 5.2, from one network)
-    assert context["conv.pointwise"] == pytest.approx(1.1) and context["compute"] == pytest.approx(1.1)
+    assert context["conv.pointwise"] == ContextFactor(pytest.approx(1.1))
+    assert context["compute"] == ContextFactor(pytest.approx(1.1))
     assert "elementwise" not in context  # two networks: too few for a factor of its own
-    assert context["memory"] == pytest.approx(0.5)
+    assert context["memory"] == ContextFactor(0.5)  # two networks: too few for a slope
+
+
+def test_memory_bound_context_factors_grow_with_the_network():
+    from shufflebench.latency.calibration import _context
+
+    # ten networks of 0.5 to 5 ms alone (the kernels' predicted sums): their reorders ran (size / 1 ms) ** 0.1 times
+    # their prediction, their 1x1 convolutions 1.02x whatever the size
+    sizes = [500.0 * 1.29155 ** i for i in range(10)]  # 500 us ... 5000 us
+    sums = []
+    for size in sizes:
+        reorder = 0.1 * size
+        sums.append({"reorder": (reorder * (size / 1000.0) ** 0.1, reorder, 4),
+                     "conv.pointwise": (1.02 * 0.9 * size, 0.9 * size, 6)})
+    context = _context(sums)
+    reorder = context["reorder"]
+    assert reorder.factor == pytest.approx(1.0) and reorder.slope == pytest.approx(0.1)
+    assert reorder.sizes_us == (pytest.approx(500.0), pytest.approx(5000.0, rel=1e-4))
+    assert reorder.at(2000.0) == pytest.approx(2 ** 0.1)  # 1.072
+    assert reorder.at(50000.0) == pytest.approx(reorder.at(5000.0))  # held to the sizes it was fitted on
+    assert reorder.at(10.0) == pytest.approx(0.5 ** 0.1)  # 0.933, as at 500 us
+    # convolutions are compute-bound: one factor, no slope
+    assert context["conv.pointwise"] == ContextFactor(pytest.approx(1.02))
+    # the memory group's points are the reorders': sized as well
+    assert context["memory"].slope == pytest.approx(0.1)
+    assert sized("gemm") and sized("reshape") and sized("memory")
+    assert not sized("conv.pointwise+nchwc") and not sized("compute") and not sized("conv.stem")
 
 
 def test_a_weight_the_engine_packed_away_is_taken_from_the_graph():

@@ -94,7 +94,7 @@ def test_predict_refuses_what_it_cannot_use(tmp_path, calibration_file):
     future.write_text(json.dumps(dict(json.loads(calibration_file.read_text()), schema="shufflebench.calibration/9")))
     result = runner.invoke(app, ["predict", G1, "--calibration", str(future)])
     assert result.exit_code == 2
-    assert "is a calibration of version 9; this shufflebench reads version 7" in result.stderr
+    assert "is a calibration of version 9; this shufflebench reads version 8" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     empty = runner.invoke(app, ["predict", G1, "--device", "cpu"])
     assert empty.exit_code == 2 and "no calibration of device cpu" in empty.stderr
@@ -146,7 +146,7 @@ def test_a_stored_calibration_of_an_older_format_leaves_the_measurement_standing
     data = json.loads(result.stdout)
     assert data["prediction"] is None and data["latency"]["median_ms"] > 0
     (warning,) = [w for w in data["warnings"] if w.startswith("no prediction:")]
-    assert "is a calibration of version 2; this shufflebench reads version 7: calibrate again" in warning
+    assert "is a calibration of version 2; this shufflebench reads version 8: calibrate again" in warning
 
 
 def test_compare_gives_predicted_speedups(calibration_file):

@@ -30,10 +30,10 @@ from .kernels import base_kind, is_compute
 from .records import GraphRecord, anchored, is_network, kernel_time_us
 
 CALIBRATION_SCHEMA = "shufflebench.calibration"
-CALIBRATION_VERSION = 7  # 1: interleaved graphs timed cold, stems fitted with the kxk convolutions; 2: kinds fitted
+CALIBRATION_VERSION = 8  # 1: interleaved graphs timed cold, stems fitted with the kxk convolutions; 2: kinds fitted
 # on kernel graphs alone, no stacks; 3: one element-wise kind, one memory level; 4: a linear correction only; 5:
 # networks' kernels at their profiled times, not anchored to their end-to-end times; 6: no tile terms for dense
-# convolutions in the plain layout
+# convolutions in the plain layout; 7: one context factor per kind, whatever the network's size
 #: The environment keys that make two calibrations interchangeable (no hostname: none is recorded).
 FINGERPRINT_KEYS = ("machine", "cpu_model", "board_model", "emulated", "qemu_cpu", "threads", "provider",
                     "optimization_level")
@@ -47,11 +47,27 @@ MIN_CONTEXT_KERNELS = 8  # a kind gets its own context factor from this many ker
 MIN_CONTEXT_NETWORKS = 3  # spread over at least this many networks
 DEFAULT_SIGMA = 0.15  # without whole networks to check against
 CONTEXT_FOLDS = 4  # the networks are split this many ways to cross-fit the context factors and sigma
+# A memory-bound kind's context factor grows with the network's size when at least this many networks ran it; with
+# fewer, a slope is not worth its noise.
+MIN_SIZED_NETWORKS = 8
+CONTEXT_SIZE_US = 1000.0  # the network size (its kernels' predicted time alone) at which a sized factor is quoted
 
 
 def group_of(kind: str) -> str:
     """The group (`POOLED`) of a kernel kind: ``compute`` for convolutions and matrix products, else ``memory``."""
     return "compute" if is_compute(kind) else "memory"
+
+
+def sized(kind: str) -> bool:
+    """Whether a kind's (or group's) context factor depends on the network's size: the memory-bound ones, which are
+    everything but the convolutions (a fully connected layer at batch 1 streams its weights once: memory-bound too).
+
+    Alone, a kernel runs back to back with itself and finds its data in cache; in a network, everything the network
+    touched since the kernel's last run stood between, so the larger the network, the colder its data. Measured on
+    the calibration networks here: reorders ran 1.13x their time alone in networks of 1 ms and 1.28x in networks of
+    5 ms, fully connected layers 0.91x and 1.49x; the convolutions, compute-bound, stayed within 1.00 +- 0.06.
+    """
+    return kind == "memory" or (kind != "compute" and (not is_compute(kind) or base_kind(kind) == "gemm"))
 
 
 def calibrations_dir() -> Path:
@@ -70,6 +86,30 @@ def fingerprint(environment: Mapping[str, Any], device: DeviceProfile) -> str:
 
 
 @dataclass(frozen=True)
+class ContextFactor:
+    """A kind's in-network factor: ``factor`` in a network whose kernels are predicted `CONTEXT_SIZE_US` alone, times
+    (size / `CONTEXT_SIZE_US`) ** ``slope`` in one of another size, the size held to ``sizes_us`` (the range of the
+    calibration networks it was fitted on: no extrapolation)."""
+
+    factor: float
+    slope: float = 0.0
+    sizes_us: tuple[float, float] = (CONTEXT_SIZE_US, CONTEXT_SIZE_US)
+
+    def at(self, network_us: float) -> float:
+        """The factor in a network whose kernels are predicted ``network_us`` microseconds alone."""
+        low, high = self.sizes_us
+        return self.factor * (min(max(network_us, low), high) / CONTEXT_SIZE_US) ** self.slope
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"factor": self.factor, "slope": self.slope, "sizes_us": list(self.sizes_us)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ContextFactor":
+        low, high = data["sizes_us"]
+        return cls(float(data["factor"]), float(data["slope"]), (float(low), float(high)))
+
+
+@dataclass(frozen=True)
 class GraphModel:
     """What a whole graph costs beyond its kernels, and how far to trust a prediction.
 
@@ -84,21 +124,22 @@ class GraphModel:
 
     run_overhead_us: float
     per_kernel_us: float
-    context: dict[str, float]
+    context: dict[str, ContextFactor]
     sigma: float
 
-    def context_for(self, kind: str) -> float:
-        """The context factor of a kernel kind: its own, else its group's."""
-        return self.context.get(kind) or self.context[group_of(kind)]
+    def context_for(self, kind: str, network_us: float) -> float:
+        """The context factor of a kernel kind (its own, else its group's) in a network whose kernels are predicted
+        ``network_us`` microseconds alone."""
+        return (self.context.get(kind) or self.context[group_of(kind)]).at(network_us)
 
     def to_dict(self) -> dict[str, Any]:
         return {"run_overhead_us": self.run_overhead_us, "per_kernel_us": self.per_kernel_us,
-                "context": dict(self.context), "sigma": self.sigma}
+                "context": {k: c.to_dict() for k, c in self.context.items()}, "sigma": self.sigma}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "GraphModel":
         return cls(float(data["run_overhead_us"]), float(data["per_kernel_us"]),
-                   {k: float(v) for k, v in data["context"].items()}, float(data["sigma"]))
+                   {k: ContextFactor.from_dict(v) for k, v in data["context"].items()}, float(data["sigma"]))
 
 
 @dataclass(frozen=True)
@@ -249,25 +290,42 @@ def _kernel_sums(fitted: "Fitted", record: GraphRecord, peaks: Peaks, reference_
     return sums
 
 
-def _context(sums: Sequence[dict[str, tuple[float, float, int]]]) -> dict[str, float]:
-    """Context factors from networks' kernel sums: per kind with enough kernels, and per group; each the median over
-    networks of measured over predicted, so that every network counts once (a sum would be the largest stacks')."""
-    ratios: dict[str, list[float]] = {group: [] for group in POOLED}
+def network_size_us(sums: Mapping[str, tuple[float, float, int]]) -> float:
+    """A network's size for its context factors: its kernels' predicted times alone, summed (microseconds)."""
+    return sum(predicted for _, predicted, _ in sums.values())
+
+
+def _factor(key: str, points: Sequence[tuple[float, float]]) -> ContextFactor:
+    """One context factor from (network size, measured over predicted) points: sized (`sized`) where enough networks
+    ran the kind, a robust line in log-log; else the median, so that every network counts once (a sum would be the
+    largest stacks')."""
+    logs = [math.log(ratio) for _, ratio in points]
+    if not (sized(key) and len(points) >= MIN_SIZED_NETWORKS):
+        return ContextFactor(math.exp(statistics.median(logs)))
+    sizes = [size for size, _ in points]
+    intercept, slope = robust_line([math.log(size / CONTEXT_SIZE_US) for size in sizes], logs)
+    return ContextFactor(math.exp(intercept), slope, (min(sizes), max(sizes)))
+
+
+def _context(sums: Sequence[dict[str, tuple[float, float, int]]]) -> dict[str, ContextFactor]:
+    """Context factors from networks' kernel sums: per kind with enough kernels, and per group (`_factor`)."""
+    points: dict[str, list[tuple[float, float]]] = {group: [] for group in POOLED}
     counts: dict[str, int] = {}
     for record in sums:
+        size = network_size_us(record)
         groups: dict[str, list[float]] = {}
         for kind, (measured, predicted, count) in record.items():
             group = groups.setdefault(group_of(kind), [0.0, 0.0])
             group[0] += measured
             group[1] += predicted
             if measured > 0 and predicted > 0:
-                ratios.setdefault(kind, []).append(measured / predicted)
+                points.setdefault(kind, []).append((size, measured / predicted))
                 counts[kind] = counts.get(kind, 0) + count
         for key, (measured, predicted) in groups.items():
             if measured > 0 and predicted > 0:
-                ratios[key].append(measured / predicted)
-    return {key: (math.exp(statistics.median(math.log(r) for r in values)) if values else 1.0)
-            for key, values in ratios.items()
+                points[key].append((size, measured / predicted))
+    return {key: (_factor(key, values) if values else ContextFactor(1.0))
+            for key, values in points.items()
             if key in POOLED or (counts[key] >= MIN_CONTEXT_KERNELS and len(values) >= MIN_CONTEXT_NETWORKS)}
 
 
@@ -279,7 +337,7 @@ def _kind_models(records: Sequence[GraphRecord], peaks: Peaks, reference_us: flo
              if len(times) >= MIN_KIND_SAMPLES}
     pooled = {group: fit_kind(group, kernels, times, peaks)
               for group, (kernels, times) in _times(records, reference_us, reference_e2e_us, group_of).items()}
-    return Fitted(kinds, pooled, GraphModel(0.0, 0.0, {group: 1.0 for group in POOLED}, 0.0))
+    return Fitted(kinds, pooled, GraphModel(0.0, 0.0, {group: ContextFactor(1.0) for group in POOLED}, 0.0))
 
 
 def fit_records(records: Sequence[GraphRecord], peaks: Peaks, reference_us: float, reference_e2e_us: float, *,
@@ -296,8 +354,8 @@ def fit_records(records: Sequence[GraphRecord], peaks: Peaks, reference_us: floa
     The context factors and the uncertainty are cross-fitted (`CONTEXT_FOLDS` folds of the networks): each network's
     kernels are predicted by kinds fitted without its fold, and the factors are what those held-out networks' kernels
     measured over what was predicted, per kind where the networks ran at least `MIN_CONTEXT_KERNELS` of it in
-    `MIN_CONTEXT_NETWORKS` networks, else per group (medians: `_context`). sigma is the held-out networks'
-    end-to-end error.
+    `MIN_CONTEXT_NETWORKS` networks, else per group (`_context`): medians, or for memory-bound kinds a line in the
+    network's size (`sized`). sigma is the held-out networks' end-to-end error.
     """
     kept = [r for r in records if r.group not in exclude]
     short = [r for r in kept if not is_network(r)]
@@ -316,7 +374,8 @@ def fit_records(records: Sequence[GraphRecord], peaks: Peaks, reference_us: floa
                 held_out[i] = _kernel_sums(without, record, peaks, reference_us, reference_e2e_us)
     graph = GraphModel(run_overhead, per_kernel, _context(held_out), 0.0)
     errors = [math.log(max(run_overhead + per_kernel * record.executed + record.reference_us
-                           + sum(graph.context_for(kind) * p for kind, (_, p, _) in sums.items()), 1e-3)
+                           + sum(graph.context_for(kind, network_size_us(sums)) * p
+                                 for kind, (_, p, _) in sums.items()), 1e-3)
                        / (record.e2e_ratio * reference_e2e_us))
               for record, sums in zip(networks, held_out)]
     sigma = max(SIGMA_FLOOR, math.sqrt(statistics.fmean(e * e for e in errors)) if errors else DEFAULT_SIGMA)

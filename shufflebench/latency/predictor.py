@@ -8,7 +8,8 @@
 2. Each kernel goes to its kind's predictor (`fit.KindModel`): a roofline over the device's measured peaks, a fixed
    overhead, a learned correction where it helped. Kinds the calibration never saw enough of use the pooled
    predictor of their group, and are flagged.
-3. The graph: ``run_overhead + per_kernel x kernels + sum(context x kernel)`` (`calibration.GraphModel`), with an
+3. The graph: ``run_overhead + per_kernel x kernels + sum(context x kernel)`` (`calibration.GraphModel`; the
+   memory-bound kinds' context factors grow with the network's size, its kernels' predicted time alone), with an
    interval from the calibration's whole-network errors and the spread of the kernels' predictors.
 4. The gap between the FLOPs-theoretical latency (multiply-adds at the measured peak rate) and the prediction, by
    cause: memory access (G1, G2), fragmentation and per-kernel overhead (G3), element-wise work (G4), and compute
@@ -217,11 +218,12 @@ def predict_model(model: PreparedModel, calibration: Calibration) -> Prediction:
     padded_madd = 0
     graph_model = fitted.graph
     modelled_us = 0.0  # the graph model: context x kernels + per-kernel term (the run's own overhead added below)
-    for kernel, category, covered in zip(kernels, categories, covers):
+    models = [fitted.model_for(kernel.kind) for kernel in kernels]
+    alone = [kind_model.components(kernel, peaks) for kernel, (kind_model, _) in zip(kernels, models)]
+    network_us = sum(parts.total_us for parts in alone)
+    for kernel, category, covered, (kind_model, fallback), parts in zip(kernels, categories, covers, models, alone):
         kind = kernel.kind
-        kind_model, fallback = fitted.model_for(kind)
-        parts = kind_model.components(kernel, peaks)
-        context = graph_model.context_for(kind)
+        context = graph_model.context_for(kind, network_us)
         # A kernel's fixed cost outside the profiler: its kind's overhead (profiled) plus the graph's per-kernel
         # term, which takes the profiler's own share back out; never below nothing.
         overhead = max(0.0, context * parts.overhead_us + graph_model.per_kernel_us)

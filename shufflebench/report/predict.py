@@ -9,7 +9,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from ..latency.calibration import Calibration
+from ..latency.calibration import CONTEXT_SIZE_US, Calibration
 from ..latency.fit import KindModel
 from ..latency.predictor import CAUSES, KernelPrediction, Prediction
 from .banner import EMULATED, emulated_text
@@ -102,10 +102,13 @@ def render_calibration(calibration: Calibration, stored: Path | None = None) -> 
     parts.append(Text(f"the machine drifted by {calibration.reference_spread:.0%} during the calibration (the "
                       "reference kernel's spread between graphs; taken out)", style="dim"))
     parts += _warnings(calibration.warnings)
-    contexts = ", ".join(f"{kind} x{factor:.2f}" for kind, factor in sorted(graph.context.items()))
+    size_ms = CONTEXT_SIZE_US / 1000.0
+    contexts = ", ".join(f"{kind} x{c.factor:.2f}" + (f" (size/{size_ms:g} ms)^{c.slope:.2f}" if c.slope else "")
+                         for kind, c in sorted(graph.context.items()))
     parts.append(Text(f"outside the kernels: {graph.run_overhead_us:.1f} us per run, {graph.per_kernel_us:+.2f} us "
                       f"per kernel; whole-network error sigma {graph.sigma:.1%}"))
-    parts.append(Text(f"kernels of unseen networks against their kinds' predictions: {contexts}"))
+    parts.append(Text(f"kernels of unseen networks against their kinds' predictions (in a network of size {size_ms:g} ms: "
+                      f"its kernels' predicted time alone): {contexts}"))
     table = Table(header_style="bold")
     for header in ("kind", "kernels", "overhead us", "of peak MAdd", "of bandwidth", "beyond", "error", "corrected"):
         table.add_column(header, justify="left" if header == "kind" else "right")
