@@ -340,7 +340,7 @@ def calibrate_device(
                           "much better with about eight of its networks in the calibration.")] = None,
     *, device_options: DeviceOptions, sampling: SamplingPolicy, out: Output,
 ) -> None:
-    """Measure a device's kernels once (10-12 minutes on cpu), so `predict` can predict any model on it: stored
+    """Measure a device's kernels once (9-11 minutes on cpu), so `predict` can predict any model on it: stored
     by device and environment (--output writes a copy), resumed where it stopped when interrupted."""
     from .devices import resolve_device_options
     from .latency.calibrate import calibrate, check_networks

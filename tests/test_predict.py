@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from shufflebench.breakdown import exported_nodes
 from shufflebench.cli import app
-from shufflebench.latency.calibration import save_calibration, stored_path
+from shufflebench.latency.calibration import ContextFactor, save_calibration, stored_path
+from shufflebench.latency.kernels import is_compute
 from shufflebench.latency.predictor import executed_kernels, local_nchwc_block, predict_model
 from shufflebench.latency.records import GraphRecord
 from shufflebench.models import resolve_model
@@ -185,3 +186,23 @@ def test_the_kernels_of_a_fused_graph_cover_the_exported_nodes():
     prediction = predict_model(model, fake_calibration())
     assert prediction.causes["compute_below_peak"]["padding"] == pytest.approx(
         (padded - 24) * 112 * 112 * 27 / PEAKS.madd_per_s * 1000)
+
+
+def test_memory_bound_kernels_take_the_context_factor_of_the_network_size():
+    flat = fake_calibration()
+    sized = replace(flat, fitted=replace(flat.fitted, graph=replace(GRAPH, context={
+        "compute": ContextFactor(1.0), "memory": ContextFactor(1.0, slope=2.0, sizes_us=(1.0, 1e9))})))
+    model = PreparedModel(resolve_model(G1))
+    before, after = predict_model(model, flat), predict_model(model, sized)
+    # with factors of 1, a kernel alone is its prediction less the graph's -1 us per kernel; the network's size is
+    # their sum (0.95 ms), and the memory group's factor (size / 1 ms) ** 2
+    network_us = sum(k.predicted_us + 1.0 for k in before.kernels)
+    factor = (network_us / 1000.0) ** 2
+    assert 0.8 < factor < 0.95
+    memory = [(b, a) for b, a in zip(before.kernels, after.kernels) if not is_compute(b.kernel.kind)]
+    assert memory  # the reorders the blocked layout inserts, at least
+    for b, a in memory:
+        assert a.predicted_us + 1.0 == pytest.approx(factor * (b.predicted_us + 1.0))
+    for b, a in zip(before.kernels, after.kernels):
+        if is_compute(b.kernel.kind):  # convolutions keep a factor of 1
+            assert a.predicted_us == pytest.approx(b.predicted_us)
