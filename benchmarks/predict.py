@@ -46,7 +46,7 @@ from shufflebench.files import write_json_atomic, write_text_atomic  # noqa: E40
 from shufflebench.latency.calibrate import calibrate, measure_records  # noqa: E402
 from shufflebench.latency.calibration import Calibration, load_calibration, refit, save_calibration  # noqa: E402
 from shufflebench.latency.design import DESIGNS, Case, Design  # noqa: E402
-from shufflebench.latency.predictor import predict_model  # noqa: E402
+from shufflebench.latency.predictor import kernel_terms, predict_model  # noqa: E402
 from shufflebench.latency.records import anchored, kernel_time_us, undisturbed  # noqa: E402
 from shufflebench.measure.sampling import SamplingPolicy  # noqa: E402
 from shufflebench.models import resolve_model  # noqa: E402
@@ -243,11 +243,8 @@ def kernel_sums(labels: list[str], calibration: Calibration, log) -> dict[str, f
 def predicted_kernel_sum(prediction: Any, calibration: Calibration) -> float:
     """The sum of a prediction's kernels as the profiler would time them: each kernel's kind predictor times its
     context factor, without the graph's per-kernel term (microseconds)."""
-    fitted = calibration.fitted
-    alone = [fitted.model_for(k.kernel.kind)[0].components(k.kernel, calibration.peaks).total_us
-             for k in prediction.kernels]
-    network_us = sum(alone)
-    return sum(fitted.graph.context_for(k.kernel.kind, network_us) * us for k, us in zip(prediction.kernels, alone))
+    return sum(terms.context * terms.alone.total_us
+               for terms in kernel_terms([k.kernel for k in prediction.kernels], calibration))
 
 
 def evaluate(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -68,7 +68,7 @@ def sized(kind: str) -> bool:
     5 ms, fully connected layers 0.91x and 1.49x; the convolutions, compute-bound, had factors of 0.97-1.05 and no
     trend with size.
     """
-    return kind == "memory" or (kind != "compute" and (not is_compute(kind) or base_kind(kind) == "gemm"))
+    return kind != "compute" and (not is_compute(kind) or base_kind(kind) == "gemm")
 
 
 def calibrations_dir() -> Path:
@@ -374,11 +374,11 @@ def fit_records(records: Sequence[GraphRecord], peaks: Peaks, reference_us: floa
             if i % folds == fold:
                 held_out[i] = _kernel_sums(without, record, peaks, reference_us, reference_e2e_us)
     graph = GraphModel(run_overhead, per_kernel, _context(held_out), 0.0)
+    sizes = [network_size_us(sums) for sums in held_out]
     errors = [math.log(max(run_overhead + per_kernel * record.executed + record.reference_us
-                           + sum(graph.context_for(kind, network_size_us(sums)) * p
-                                 for kind, (_, p, _) in sums.items()), 1e-3)
+                           + sum(graph.context_for(kind, size) * p for kind, (_, p, _) in sums.items()), 1e-3)
                        / (record.e2e_ratio * reference_e2e_us))
-              for record, sums in zip(networks, held_out)]
+              for record, sums, size in zip(networks, held_out, sizes)]
     sigma = max(SIGMA_FLOOR, math.sqrt(statistics.fmean(e * e for e in errors)) if errors else DEFAULT_SIGMA)
     return Fitted(kinds.kinds, kinds.pooled, replace(graph, sigma=sigma))
 

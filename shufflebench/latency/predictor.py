@@ -21,12 +21,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Sequence
 
 from ..breakdown import exported_nodes, map_kernels, optimized_nodes
 from ..prepared import SEED, PreparedModel
 from .calibration import Calibration
-from .fit import Components
+from .fit import Components, KindModel
 from .kernels import Kernel, base_kind, is_compute, kernels_of
 from .summary import PredictionSummary
 
@@ -207,6 +207,28 @@ def _split(kind: str, kernel: KernelPrediction, peak_us: float, causes: dict[str
         add("memory", "data_movement", roof)
 
 
+@dataclass(frozen=True)
+class KernelTerms:
+    """One kernel as the graph model sees it: its kind's predictor, whether that is a fallback, its time alone
+    (components) and its context factor in the network it runs in."""
+
+    model: KindModel
+    fallback: bool
+    alone: Components
+    context: float
+
+
+def kernel_terms(kernels: Sequence[Kernel], calibration: Calibration) -> list[KernelTerms]:
+    """Each kernel of one network with its predictor, its time alone and its context factor, which for memory-bound
+    kinds depends on the network's size: the sum of its kernels' times alone (`calibration.GraphModel`)."""
+    fitted = calibration.fitted
+    models = [fitted.model_for(kernel.kind) for kernel in kernels]
+    alone = [model.components(kernel, calibration.peaks) for kernel, (model, _) in zip(kernels, models)]
+    network_us = sum(parts.total_us for parts in alone)
+    return [KernelTerms(model, fallback, parts, fitted.graph.context_for(kernel.kind, network_us))
+            for kernel, (model, fallback), parts in zip(kernels, models, alone)]
+
+
 def predict_model(model: PreparedModel, calibration: Calibration) -> Prediction:
     """Predict ``model`` on ``calibration``'s device (module docstring)."""
     level, graph = graph_settings(calibration)
@@ -218,22 +240,18 @@ def predict_model(model: PreparedModel, calibration: Calibration) -> Prediction:
     padded_madd = 0
     graph_model = fitted.graph
     modelled_us = 0.0  # the graph model: context x kernels + per-kernel term (the run's own overhead added below)
-    models = [fitted.model_for(kernel.kind) for kernel in kernels]
-    alone = [kind_model.components(kernel, peaks) for kernel, (kind_model, _) in zip(kernels, models)]
-    network_us = sum(parts.total_us for parts in alone)
-    for kernel, category, covered, (kind_model, fallback), parts in zip(kernels, categories, covers, models, alone):
-        kind = kernel.kind
-        context = graph_model.context_for(kind, network_us)
+    for kernel, category, covered, terms in zip(kernels, categories, covers, kernel_terms(kernels, calibration)):
+        kind, parts, context = kernel.kind, terms.alone, terms.context
         # A kernel's fixed cost outside the profiler: its kind's overhead (profiled) plus the graph's per-kernel
         # term, which takes the profiler's own share back out; never below nothing.
         overhead = max(0.0, context * parts.overhead_us + graph_model.per_kernel_us)
         scaled = Components(overhead, context * parts.compute_us, context * parts.memory_us)
-        prediction = KernelPrediction(kernel, category, covered, scaled, fallback)
+        prediction = KernelPrediction(kernel, category, covered, scaled, terms.fallback)
         predictions.append(prediction)
         peak_us = kernel.madd / peaks.madd_per_s * 1e6
         padded_madd += kernel.madd
         _split(kind, prediction, peak_us, causes)
-        variance += (prediction.predicted_us * kind_model.spread) ** 2
+        variance += (prediction.predicted_us * terms.model.spread) ** 2
         modelled_us += context * parts.total_us + graph_model.per_kernel_us
     kernels_us = sum(p.predicted_us for p in predictions)
     total_us = max(modelled_us + graph_model.run_overhead_us, 0.5 * kernels_us)
